@@ -1,0 +1,25 @@
+# Every target sets the environment up first (idempotent, seconds when nothing changed).
+VENV   := .venv
+PYTHON := $(VENV)/bin/python
+
+.PHONY: setup test lint demo bench lock
+
+setup:
+	bash scripts/setup.sh
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	$(PYTHON) -m pytest
+
+demo: setup
+	$(PYTHON) scripts/demo.py
+
+bench: setup
+	$(PYTHON) benchmarks/run_all.py
+
+# Re-resolve the full pinned set after editing requirements/dev.txt.
+lock: setup
+	$(PYTHON) -m pip freeze --exclude-editable | grep -v ' @ ' > requirements/lock.txt

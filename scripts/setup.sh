@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# One-command development set-up on a fresh Debian 12 machine (no ROS installed):
+#   Debian packages -> .venv with pinned ROS 2 Jazzy wheels, torch (CPU) and tools ->
+#   the audio_common_msgs interface package built into .venv -> soundloc_ros and
+#   soundloc_training installed in editable mode.
+# Idempotent: a second run only re-checks and returns in seconds.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv="$repo/.venv"
+python_bin=${PYTHON:-python3}
+apt_packages=(libportaudio2 cmake g++ make)
+
+say() { printf '[setup] %s\n' "$*"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+install_debian_packages() {
+  local missing=()
+  for pkg in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing Debian packages: ${missing[*]}"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+check_python() {
+  local version
+  version=$("$python_bin" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  if [ "$version" != "3.11" ]; then
+    echo "[setup] error: the ros-jazzy-* wheels and torch==2.13.0 here need Python 3.11, but" \
+      "$python_bin is $version. Run with PYTHON=/path/to/python3.11 make setup." >&2
+    exit 1
+  fi
+}
+
+# The stamp records what the venv was built from, so unchanged inputs skip the pip work.
+inputs_digest() {
+  cat "$repo/requirements/dev.txt" "$repo/requirements/lock.txt" "$repo/scripts/setup.sh" \
+    "$repo/setup.py" "$repo/training/pyproject.toml" "$repo"/interfaces/audio_common_msgs/msg/*.msg \
+    "$repo/interfaces/audio_common_msgs/CMakeLists.txt" | sha256sum | cut -d' ' -f1
+}
+
+create_venv() {
+  [ -x "$venv/bin/python" ] || { say "creating $venv"; "$python_bin" -m venv "$venv"; }
+  say "installing pinned Python packages (first run: about a minute)"
+  "$venv/bin/python" -m pip install -q --upgrade pip
+  "$venv/bin/python" -m pip install -q -r "$repo/requirements/dev.txt" -c "$repo/requirements/lock.txt"
+}
+
+# The wheels' exported CMake configs point at the manylinux build paths of their own build
+# machine; these two links make those paths resolve to this interpreter and this numpy.
+link_wheel_build_paths() {
+  local include numpy_include root=/opt/python/cp311-cp311
+  include=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+  numpy_include=$("$venv/bin/python" -c 'import numpy; print(numpy.get_include())')
+  as_root mkdir -p "$root/include" "$root/lib/python3.11/site-packages/numpy/_core"
+  as_root ln -sfn "$include" "$root/include/python3.11"
+  as_root ln -sfn "$numpy_include" "$root/lib/python3.11/site-packages/numpy/_core/include"
+}
+
+# Built into the venv's own prefix: its libraries land in .venv/lib, which the wheels'
+# bootstrapper already puts on LD_LIBRARY_PATH, and its Python module in site-packages.
+build_audio_common_msgs() {
+  say "building the audio_common_msgs interface package into .venv"
+  (
+    cd "$repo"
+    export AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv"
+    "$venv/bin/colcon" --log-base .build/log build --base-paths interfaces \
+      --build-base .build/colcon --install-base "$venv" --merge-install \
+      --event-handlers console_cohesion- summary- \
+      --cmake-args -DPython3_EXECUTABLE="$venv/bin/python" -DBUILD_TESTING=OFF >/dev/null
+  ) || { echo "[setup] error: building audio_common_msgs failed; see .build/log/latest_build" >&2; exit 1; }
+}
+
+install_project() {
+  say "installing soundloc_ros and soundloc_training (editable)"
+  "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$repo" -e "$repo/training"
+}
+
+main() {
+  install_debian_packages
+  check_python
+  local digest stamp="$venv/.soundloc-setup"
+  digest=$(inputs_digest)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$digest" ]; then
+    say "environment up to date ($venv)"
+    return
+  fi
+  create_venv
+  link_wheel_build_paths
+  # A released audio_common_msgs already in the environment is used as it is.
+  "$venv/bin/python" -c 'import audio_common_msgs.msg' 2>/dev/null || build_audio_common_msgs
+  install_project
+  "$venv/bin/python" -c 'import rclpy, audio_common_msgs.msg, soundloc_ros, soundloc_training' \
+    || { echo "[setup] error: the environment does not import; see the messages above" >&2; exit 1; }
+  echo "$digest" >"$stamp"
+  say "done: activate with 'source .venv/bin/activate'"
+}
+
+main "$@"

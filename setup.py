@@ -1,0 +1,32 @@
+"""ament_python package `soundloc_ros`: the runtime that runs on the robot (no torch needed)."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "soundloc_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    install_requires=["numpy", "scipy", "onnxruntime", "PyYAML"],
+    extras_require={"capture": ["sounddevice"], "replay": ["rosbags"]},
+    python_requires=">=3.10",
+    zip_safe=True,
+    maintainer="soundloc_ros developers",
+    maintainer_email="soundloc@example.com",
+    description="Camera + microphone sound-source localization node (heatmap, mask, bearing).",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "soundloc_bundle = soundloc_ros.bundle_cli:main",
+        ],
+    },
+)

@@ -1,0 +1,1 @@
+"""Thin rclpy adapters over soundloc_ros.core: message conversions and nodes."""
