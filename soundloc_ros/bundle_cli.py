@@ -1,0 +1,51 @@
+"""`soundloc_bundle DIR`: validate a model bundle and print what the runtime will feed it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from soundloc_ros.core.bundle import BundleError, ModelBundle, load_bundle
+
+
+def describe(bundle: ModelBundle) -> str:
+    frontend = bundle.audio_frontend
+    lines = [
+        f"bundle      {bundle.directory} (format {bundle.format_version})",
+        f"model       {bundle.onnx_file} opset {bundle.opset} sha256 {bundle.onnx_sha256[:16]}…",
+        f"image in    {bundle.image.tensor.name} {list(bundle.image.tensor.shape)} "
+        f"{bundle.image.tensor.dtype} {bundle.image.channel_order} "
+        f"mean {list(bundle.image.mean)} std {list(bundle.image.std)}",
+        f"audio in    {bundle.audio.name} {list(bundle.audio.shape)} {bundle.audio.dtype}: "
+        f"{frontend.window_seconds} s at {frontend.sample_rate} Hz, {frontend.n_mels} mel bands, "
+        f"{frontend.n_frames} frames",
+        f"heatmap out {bundle.heatmap.tensor.name} {list(bundle.heatmap.tensor.shape)} "
+        f"({bundle.heatmap.values})",
+    ]
+    if bundle.mask is not None:
+        lines.append(
+            f"mask out    {bundle.mask.tensor.name} {list(bundle.mask.tensor.shape)} "
+            f"({bundle.mask.values})"
+        )
+    else:
+        lines.append("mask out    none (the runtime thresholds the heatmap)")
+    if bundle.training:
+        lines.append("training    " + ", ".join(f"{k}={v}" for k, v in bundle.training.items()))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="soundloc_bundle", description=__doc__)
+    parser.add_argument("bundle", help="bundle directory (bundle.json + model.onnx)")
+    args = parser.parse_args(argv)
+    try:
+        bundle = load_bundle(args.bundle)
+    except BundleError as error:
+        print(f"soundloc_bundle: {error}", file=sys.stderr)
+        return 1
+    print(describe(bundle))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

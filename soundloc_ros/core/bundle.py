@@ -1,0 +1,341 @@
+"""The model bundle: the one contract between training (export) and the runtime (node, replay).
+
+A bundle is a directory holding `model.onnx` and `bundle.json`. The JSON states everything the
+runtime must honour to feed the network exactly as training did: input tensor names, static
+shapes, dtypes and image normalization; the audio front-end parameters; output names and what
+their values mean; where the model came from; and the sha256 of the ONNX file, so a bundle whose
+model was swapped or truncated is refused instead of silently producing wrong maps.
+
+Format version 1 (a bundle.json, abridged):
+
+    {"format_version": 1,
+     "model": {"file": "model.onnx", "sha256": "<64 hex>", "opset": 17},
+     "inputs": {
+       "image": {"name": "image", "shape": [1, 3, 224, 224], "dtype": "float32",
+                 "channel_order": "rgb", "mean": [0.485, 0.456, 0.406],
+                 "std": [0.229, 0.224, 0.225]},
+       "audio": {"name": "audio", "shape": [1, 1, 64, 97], "dtype": "float32"}},
+     "audio_frontend": {... every LogMelConfig field ...},
+     "outputs": {"heatmap": {"name": "heatmap", "shape": [1, 1, 28, 28], "dtype": "float32",
+                             "values": "probability"},
+                 "mask": {...optional, same fields...}},
+     "training": {"method": "baseline", "data": "TuxAV train", ...free-form...}}
+
+Image pixels are scaled to [0, 1] (uint8 / 255) and then normalized per channel as
+(x - mean) / std, in the stated channel order, NCHW. Output `values` is "probability" (already in
+[0, 1]) or "logit" (the runtime applies a sigmoid). Without a `mask` output the runtime thresholds
+the heatmap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from soundloc_ros.core.atomic import atomic_write_bytes, atomic_write_text
+from soundloc_ros.core.features import FeatureConfigError, LogMelConfig
+
+BUNDLE_FORMAT_VERSION = 1
+METADATA_FILE = "bundle.json"
+ONNX_FILE = "model.onnx"
+SUPPORTED_DTYPES = ("float32", "float16")
+OUTPUT_VALUES = ("probability", "logit")
+CHANNEL_ORDERS = ("rgb", "bgr")
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be used; the message names the file, the field and the remedy."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One named graph input or output with a static shape."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+
+@dataclass(frozen=True)
+class ImageInputSpec:
+    tensor: TensorSpec
+    channel_order: str = "rgb"
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    @property
+    def height(self) -> int:
+        return self.tensor.shape[2]
+
+    @property
+    def width(self) -> int:
+        return self.tensor.shape[3]
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    tensor: TensorSpec
+    values: str = "probability"
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """Parsed, validated bundle.json; `directory` is where it was loaded from (not serialized)."""
+
+    image: ImageInputSpec
+    audio: TensorSpec
+    audio_frontend: LogMelConfig
+    heatmap: OutputSpec
+    mask: OutputSpec | None = None
+    training: Mapping[str, Any] = field(default_factory=dict)
+    onnx_sha256: str = ""
+    opset: int = 17
+    onnx_file: str = ONNX_FILE
+    format_version: int = BUNDLE_FORMAT_VERSION
+    directory: Path | None = field(default=None, compare=False)
+
+    @property
+    def onnx_path(self) -> Path:
+        if self.directory is None:
+            raise BundleError("this bundle was not loaded from or written to a directory")
+        return self.directory / self.onnx_file
+
+    def to_dict(self) -> dict[str, Any]:
+        outputs = {"heatmap": _output_to_dict(self.heatmap)}
+        if self.mask is not None:
+            outputs["mask"] = _output_to_dict(self.mask)
+        return {
+            "format_version": self.format_version,
+            "model": {"file": self.onnx_file, "sha256": self.onnx_sha256, "opset": self.opset},
+            "inputs": {
+                "image": {
+                    **_tensor_to_dict(self.image.tensor),
+                    "channel_order": self.image.channel_order,
+                    "mean": list(self.image.mean),
+                    "std": list(self.image.std),
+                },
+                "audio": _tensor_to_dict(self.audio),
+            },
+            "audio_frontend": self.audio_frontend.to_dict(),
+            "outputs": outputs,
+            "training": dict(self.training),
+        }
+
+
+def _tensor_to_dict(tensor: TensorSpec) -> dict[str, Any]:
+    return {"name": tensor.name, "shape": list(tensor.shape), "dtype": tensor.dtype}
+
+
+def _output_to_dict(output: OutputSpec) -> dict[str, Any]:
+    return {**_tensor_to_dict(output.tensor), "values": output.values}
+
+
+def sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _Fields:
+    """Reads a nested JSON object, naming the dotted path of whatever is missing or wrong."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, path: str, why: str) -> BundleError:
+        return BundleError(f"{self.source}: {path} {why}")
+
+    def get(
+        self, obj: Mapping[str, Any], path: str, key: str, kind: type | tuple[type, ...]
+    ) -> Any:
+        full = f"{path}.{key}" if path else key
+        if not isinstance(obj, Mapping):
+            raise self.fail(path or "the top level", f"must be an object, got {type(obj).__name__}")
+        if key not in obj:
+            raise self.fail(full, "is missing")
+        value = obj[key]
+        if isinstance(value, bool) or not isinstance(value, kind):
+            names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+            raise self.fail(full, f"must be {names}, got {value!r}")
+        return value
+
+    def shape(self, obj: Mapping[str, Any], path: str, rank: int) -> tuple[int, ...]:
+        value = self.get(obj, path, "shape", list)
+        if len(value) != rank or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in value
+        ):
+            raise self.fail(
+                f"{path}.shape",
+                f"must be {rank} positive integers (static shapes only), got {value!r}",
+            )
+        return tuple(value)
+
+    def tensor(self, obj: Mapping[str, Any], path: str, rank: int) -> TensorSpec:
+        name = self.get(obj, path, "name", str)
+        if not name:
+            raise self.fail(f"{path}.name", "must not be empty")
+        dtype = self.get(obj, path, "dtype", str)
+        if dtype not in SUPPORTED_DTYPES:
+            raise self.fail(f"{path}.dtype", f"must be one of {SUPPORTED_DTYPES}, got {dtype!r}")
+        return TensorSpec(name=name, shape=self.shape(obj, path, rank), dtype=dtype)
+
+    def triple(self, obj: Mapping[str, Any], path: str, key: str) -> tuple[float, float, float]:
+        value = self.get(obj, path, key, list)
+        if len(value) != 3 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in value
+        ):
+            raise self.fail(f"{path}.{key}", f"must be 3 finite numbers, got {value!r}")
+        return (float(value[0]), float(value[1]), float(value[2]))
+
+    def output(self, obj: Mapping[str, Any], path: str) -> OutputSpec:
+        values = self.get(obj, path, "values", str)
+        if values not in OUTPUT_VALUES:
+            raise self.fail(f"{path}.values", f"must be one of {OUTPUT_VALUES}, got {values!r}")
+        return OutputSpec(tensor=self.tensor(obj, path, 4), values=values)
+
+
+def parse_bundle(values: Mapping[str, Any], source: str = METADATA_FILE) -> ModelBundle:
+    """Validate a bundle.json object; every error names the offending field."""
+    fields = _Fields(source)
+    version = fields.get(values, "", "format_version", int)
+    if version > BUNDLE_FORMAT_VERSION:
+        raise fields.fail(
+            "format_version",
+            f"is {version}, newer than this soundloc_ros understands ({BUNDLE_FORMAT_VERSION}); "
+            "upgrade soundloc_ros or export the bundle with a matching soundloc_training",
+        )
+    if version < 1:
+        raise fields.fail("format_version", f"must be >= 1, got {version}")
+
+    model = fields.get(values, "", "model", Mapping)
+    onnx_file = fields.get(model, "model", "file", str)
+    if not onnx_file or Path(onnx_file).name != onnx_file:
+        raise fields.fail(
+            "model.file", f"must be a plain file name inside the bundle, got {onnx_file!r}"
+        )
+    sha256 = fields.get(model, "model", "sha256", str)
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise fields.fail("model.sha256", f"must be 64 lower-case hex digits, got {sha256!r}")
+    opset = fields.get(model, "model", "opset", int)
+
+    inputs = fields.get(values, "", "inputs", Mapping)
+    image_obj = fields.get(inputs, "inputs", "image", Mapping)
+    image_tensor = fields.tensor(image_obj, "inputs.image", 4)
+    if image_tensor.shape[:2] != (1, 3):
+        raise fields.fail(
+            "inputs.image.shape",
+            f"must be [1, 3, H, W] (one RGB frame, NCHW), got {list(image_tensor.shape)}",
+        )
+    channel_order = fields.get(image_obj, "inputs.image", "channel_order", str)
+    if channel_order not in CHANNEL_ORDERS:
+        raise fields.fail(
+            "inputs.image.channel_order", f"must be one of {CHANNEL_ORDERS}, got {channel_order!r}"
+        )
+    std = fields.triple(image_obj, "inputs.image", "std")
+    if min(std) <= 0:
+        raise fields.fail("inputs.image.std", f"must be positive, got {list(std)}")
+    image = ImageInputSpec(
+        tensor=image_tensor,
+        channel_order=channel_order,
+        mean=fields.triple(image_obj, "inputs.image", "mean"),
+        std=std,
+    )
+
+    try:
+        frontend = LogMelConfig.from_dict(fields.get(values, "", "audio_frontend", Mapping))
+    except FeatureConfigError as error:
+        raise fields.fail("audio_frontend", f"is invalid: {error}") from None
+    audio = fields.tensor(fields.get(inputs, "inputs", "audio", Mapping), "inputs.audio", 4)
+    expected_audio = (1, 1, *frontend.shape)
+    if audio.shape != expected_audio:
+        raise fields.fail(
+            "inputs.audio.shape",
+            f"is {list(audio.shape)} but audio_frontend produces {list(expected_audio)} "
+            f"(n_mels={frontend.n_mels}, n_frames={frontend.n_frames}); re-export the bundle",
+        )
+
+    outputs = fields.get(values, "", "outputs", Mapping)
+    heatmap = fields.output(fields.get(outputs, "outputs", "heatmap", Mapping), "outputs.heatmap")
+    mask = None
+    if "mask" in outputs:
+        mask = fields.output(fields.get(outputs, "outputs", "mask", Mapping), "outputs.mask")
+    for spec, path in ((heatmap, "outputs.heatmap"), (mask, "outputs.mask")):
+        if spec is not None and spec.tensor.shape[:2] != (1, 1):
+            raise fields.fail(
+                f"{path}.shape", f"must be [1, 1, h, w], got {list(spec.tensor.shape)}"
+            )
+    names = [image.tensor.name, audio.name, heatmap.tensor.name] + (
+        [mask.tensor.name] if mask else []
+    )
+    if len(set(names)) != len(names):
+        raise fields.fail("inputs/outputs", f"tensor names must be distinct, got {names}")
+
+    return ModelBundle(
+        image=image,
+        audio=audio,
+        audio_frontend=frontend,
+        heatmap=heatmap,
+        mask=mask,
+        training=dict(fields.get(values, "", "training", Mapping)) if "training" in values else {},
+        onnx_sha256=sha256,
+        opset=opset,
+        onnx_file=onnx_file,
+        format_version=version,
+    )
+
+
+def load_bundle(directory: str | Path, verify_checksum: bool = True) -> ModelBundle:
+    """Load and validate a bundle directory; the ONNX file's sha256 must match bundle.json."""
+    root = Path(directory)
+    metadata_path = root / METADATA_FILE
+    if not root.is_dir():
+        raise BundleError(
+            f"model bundle {root} is not a directory; point the bundle parameter at a directory "
+            f"holding {METADATA_FILE} and {ONNX_FILE} (made by soundloc-export)"
+        )
+    if not metadata_path.is_file():
+        raise BundleError(f"{metadata_path} is missing: {root} is not a model bundle")
+    try:
+        values = json.loads(metadata_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BundleError(
+            f"{metadata_path} is not valid JSON ({error}); re-export the bundle"
+        ) from None
+    bundle = dataclasses.replace(parse_bundle(values, str(metadata_path)), directory=root)
+    onnx_path = bundle.onnx_path
+    if not onnx_path.is_file():
+        raise BundleError(f"{onnx_path} is missing; bundle.json names it in model.file")
+    if verify_checksum:
+        actual = sha256_of_file(onnx_path)
+        if actual != bundle.onnx_sha256:
+            raise BundleError(
+                f"{onnx_path} has sha256 {actual}, but {METADATA_FILE} says {bundle.onnx_sha256}: "
+                "the model file was changed or corrupted after export; re-export the bundle"
+            )
+    return bundle
+
+
+def write_bundle(directory: str | Path, bundle: ModelBundle, onnx_model: bytes) -> ModelBundle:
+    """Write model.onnx and bundle.json (each atomically, JSON last) and return the result.
+
+    bundle.json is written after the model, so a reader never sees metadata whose checksum
+    names a model file that is not there yet.
+    """
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    written = dataclasses.replace(
+        bundle, onnx_sha256=hashlib.sha256(onnx_model).hexdigest(), directory=root
+    )
+    parse_bundle(written.to_dict(), str(root / METADATA_FILE))  # refuse to write what won't load
+    atomic_write_bytes(root / written.onnx_file, onnx_model)
+    atomic_write_text(root / METADATA_FILE, json.dumps(written.to_dict(), indent=2) + "\n")
+    return written

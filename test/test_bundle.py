@@ -1,0 +1,141 @@
+"""The model-bundle contract: round trip, checksum, and errors that name the bad field."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from soundloc_ros.core.bundle import (
+    BundleError,
+    ImageInputSpec,
+    ModelBundle,
+    OutputSpec,
+    TensorSpec,
+    load_bundle,
+    parse_bundle,
+    write_bundle,
+)
+from soundloc_ros.core.features import LogMelConfig
+
+MODEL_BYTES = b"\x08\x07 stand-in for an ONNX protobuf; the bundle layer treats it as opaque"
+
+
+def make_bundle(**changes) -> ModelBundle:
+    frontend = LogMelConfig()
+    values = dict(
+        image=ImageInputSpec(tensor=TensorSpec("image", (1, 3, 224, 224))),
+        audio=TensorSpec("audio", (1, 1, *frontend.shape)),
+        audio_frontend=frontend,
+        heatmap=OutputSpec(TensorSpec("heatmap", (1, 1, 28, 28)), values="logit"),
+        training={"method": "baseline", "data": "SynthAV train"},
+    )
+    values.update(changes)
+    return ModelBundle(**values)
+
+
+@pytest.fixture
+def bundle_dir(tmp_path):
+    write_bundle(tmp_path / "bundle", make_bundle(), MODEL_BYTES)
+    return tmp_path / "bundle"
+
+
+def edit_json(directory, edit):
+    path = directory / "bundle.json"
+    values = json.loads(path.read_text())
+    edit(values)
+    path.write_text(json.dumps(values))
+
+
+def test_write_then_load_round_trips(bundle_dir):
+    loaded = load_bundle(bundle_dir)
+    assert loaded == make_bundle(onnx_sha256=loaded.onnx_sha256)
+    assert loaded.onnx_path.read_bytes() == MODEL_BYTES
+    assert loaded.image.height == 224 and loaded.audio.shape == (1, 1, 64, 97)
+    assert loaded.mask is None and loaded.heatmap.values == "logit"
+
+
+def test_mask_output_round_trips(tmp_path):
+    mask = OutputSpec(TensorSpec("mask", (1, 1, 56, 56)), values="probability")
+    write_bundle(tmp_path, make_bundle(mask=mask), MODEL_BYTES)
+    assert load_bundle(tmp_path).mask == mask
+
+
+def test_modified_model_file_is_refused_with_remedy(bundle_dir):
+    (bundle_dir / "model.onnx").write_bytes(MODEL_BYTES + b"tampered")
+    with pytest.raises(BundleError, match="changed or corrupted.*re-export"):
+        load_bundle(bundle_dir)
+    assert load_bundle(bundle_dir, verify_checksum=False).onnx_path.exists()
+
+
+def test_missing_pieces_are_named(tmp_path, bundle_dir):
+    with pytest.raises(BundleError, match="not a directory"):
+        load_bundle(tmp_path / "nowhere")
+    with pytest.raises(BundleError, match="bundle.json is missing"):
+        load_bundle(tmp_path)
+    (bundle_dir / "model.onnx").unlink()
+    with pytest.raises(BundleError, match="model.onnx is missing"):
+        load_bundle(bundle_dir)
+
+
+def test_corrupt_json_is_reported(bundle_dir):
+    (bundle_dir / "bundle.json").write_text('{"format_version": 1,')
+    with pytest.raises(BundleError, match="not valid JSON"):
+        load_bundle(bundle_dir)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda v: v.pop("audio_frontend"), r"audio_frontend is missing"),
+        (lambda v: v["inputs"]["image"].update(shape=[1, 3, -1, 224]), r"inputs\.image\.shape"),
+        (lambda v: v["inputs"]["image"].update(shape=[1, 1, 224, 224]), r"\[1, 3, H, W\]"),
+        (lambda v: v["inputs"]["image"].update(dtype="int8"), r"inputs\.image\.dtype"),
+        (lambda v: v["inputs"]["image"].update(std=[0.2, 0.0, 0.2]), r"inputs\.image\.std"),
+        (lambda v: v["inputs"]["image"].update(channel_order="yuv"), r"channel_order"),
+        (lambda v: v["inputs"]["audio"].update(shape=[1, 1, 64, 101]), r"n_frames=97"),
+        (lambda v: v["audio_frontend"].update(hop_length=-1), r"audio_frontend.*hop_length"),
+        (lambda v: v["outputs"]["heatmap"].update(values="score"), r"outputs\.heatmap\.values"),
+        (lambda v: v["outputs"]["heatmap"].pop("name"), r"outputs\.heatmap\.name is missing"),
+        (lambda v: v["outputs"]["heatmap"].update(name="audio"), r"distinct"),
+        (lambda v: v["model"].update(file="../elsewhere.onnx"), r"model\.file"),
+        (lambda v: v["model"].update(sha256="xyz"), r"model\.sha256"),
+        (lambda v: v.update(format_version=2), r"newer than this soundloc_ros"),
+        (lambda v: v.update(format_version=True), r"format_version must be int"),
+    ],
+)
+def test_invalid_fields_are_named(bundle_dir, edit, message):
+    edit_json(bundle_dir, edit)
+    with pytest.raises(BundleError, match=message):
+        load_bundle(bundle_dir)
+
+
+def test_write_refuses_an_invalid_bundle(tmp_path):
+    bad = make_bundle(audio=TensorSpec("audio", (1, 1, 64, 50)))
+    with pytest.raises(BundleError, match="inputs.audio.shape"):
+        write_bundle(tmp_path, bad, MODEL_BYTES)
+    assert not (tmp_path / "bundle.json").exists()
+
+
+def test_parse_rejects_non_object():
+    with pytest.raises(BundleError, match="top level must be an object"):
+        parse_bundle([1, 2, 3])
+
+
+def test_cli_describes_a_valid_bundle_and_rejects_a_bad_one(bundle_dir):
+    ok = subprocess.run(
+        [sys.executable, "-m", "soundloc_ros.bundle_cli", str(bundle_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "audio in    audio [1, 1, 64, 97]" in ok.stdout and "thresholds the heatmap" in ok.stdout
+    edit_json(bundle_dir, lambda v: v["inputs"].pop("image"))
+    bad = subprocess.run(
+        [sys.executable, "-m", "soundloc_ros.bundle_cli", str(bundle_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 1 and "inputs.image is missing" in bad.stderr
