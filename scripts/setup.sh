@@ -21,8 +21,9 @@ install_debian_packages() {
   done
   if [ ${#missing[@]} -gt 0 ]; then
     say "installing Debian packages: ${missing[*]}"
-    as_root apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    as_root apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" >/dev/null
   fi
 }
 
@@ -43,11 +44,16 @@ inputs_digest() {
     "$repo/interfaces/audio_common_msgs/CMakeLists.txt" | sha256sum | cut -d' ' -f1
 }
 
+# pip, without the machine-wide config's warnings about extra indexes that do not exist here.
+pip_install() {
+  "$venv/bin/python" -m pip install -q "$@" 2>&1 | { grep -v "is ignored: it is neither" || true; }
+}
+
 create_venv() {
   [ -x "$venv/bin/python" ] || { say "creating $venv"; "$python_bin" -m venv "$venv"; }
   say "installing pinned Python packages (first run: about a minute)"
-  "$venv/bin/python" -m pip install -q --upgrade pip
-  "$venv/bin/python" -m pip install -q -r "$repo/requirements/dev.txt" -c "$repo/requirements/lock.txt"
+  pip_install --upgrade pip
+  pip_install -r "$repo/requirements/dev.txt" -c "$repo/requirements/lock.txt"
 }
 
 # The wheels' exported CMake configs point at the manylinux build paths of their own build
@@ -77,7 +83,7 @@ build_audio_common_msgs() {
 
 install_project() {
   say "installing soundloc_ros and soundloc_training (editable)"
-  "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$repo" -e "$repo/training"
+  pip_install --no-deps --no-build-isolation -e "$repo" -e "$repo/training"
 }
 
 main() {
