@@ -1,0 +1,102 @@
+"""Heatmap resizing and normalization against hand-computed values and torch's interpolate."""
+
+import numpy as np
+import pytest
+
+from soundloc_ros.core.postprocess import normalize_minmax, resize_bilinear
+
+
+def test_bilinear_upsample_2x2_to_4x4_by_hand():
+    # Per axis, output centres map to source positions (i + 0.5) * 2/4 - 0.5 =
+    # -0.25, 0.25, 0.75, 1.25, clamped to 0, 0.25, 0.75, 1 (edge). The map [[0, 1], [2, 3]] is
+    # 2*row + col, so the result is 2*r + c with r, c in (0, 0.25, 0.75, 1).
+    image = np.array([[0.0, 1.0], [2.0, 3.0]])
+    expected = np.array(
+        [
+            [0.00, 0.25, 0.75, 1.00],
+            [0.50, 0.75, 1.25, 1.50],
+            [1.50, 1.75, 2.25, 2.50],
+            [2.00, 2.25, 2.75, 3.00],
+        ]
+    )
+    out = resize_bilinear(image, 4, 4)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, expected, atol=1e-7)
+
+
+def test_bilinear_downsample_averages_pixel_pairs():
+    # 4 -> 2: source positions (i + 0.5) * 2 - 0.5 = 0.5 and 2.5, midway between pixel pairs.
+    image = np.array([[0.0, 1.0, 2.0, 3.0]])
+    np.testing.assert_allclose(resize_bilinear(image, 1, 2), [[0.5, 2.5]])
+    # 3 -> 2: positions 0.25 and 1.75.
+    np.testing.assert_allclose(resize_bilinear(np.array([[0.0, 4.0, 8.0]]), 1, 2), [[1.0, 7.0]])
+
+
+def test_bilinear_identity_and_constant():
+    rng = np.random.default_rng(0)
+    image = rng.random((5, 9))
+    np.testing.assert_allclose(resize_bilinear(image, 5, 9), image, atol=1e-7)
+    np.testing.assert_allclose(resize_bilinear(np.full((3, 4), 2.5), 11, 6), 2.5)
+    assert resize_bilinear(image, 1, 1).shape == (1, 1)
+    # Integer and bool maps are accepted and come back as float32.
+    assert resize_bilinear(np.eye(3, dtype=np.uint8), 6, 6).dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("in_shape", "out_shape"),
+    [((7, 7), (224, 224)), ((28, 28), (224, 224)), ((300, 200), (224, 224)), ((5, 13), (17, 3))],
+)
+def test_bilinear_matches_torch_interpolate(in_shape, out_shape):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(sum(in_shape))
+    image = rng.standard_normal(in_shape)
+
+    def torch_resize(array):
+        return torch.nn.functional.interpolate(
+            torch.from_numpy(array)[None, None],  # (1, 1, H, W)
+            size=out_shape,
+            mode="bilinear",
+            align_corners=False,
+        )[0, 0].numpy()
+
+    out = resize_bilinear(image, *out_shape)
+    assert out.shape == out_shape
+    # The float64 reference is exact up to our float32 output rounding.
+    assert np.max(np.abs(out - torch_resize(image))) < 1e-5
+    # torch's float32 kernel also rounds the source positions in float32 (about 3e-5 px at
+    # x = 300), which on unit-variance noise moves values by up to ~1e-4.
+    assert np.max(np.abs(out - torch_resize(image.astype(np.float32)))) < 3e-4
+
+
+def test_bilinear_errors_name_the_problem():
+    with pytest.raises(ValueError, match=r"2-D .*heatmap\[0, 0\]"):
+        resize_bilinear(np.zeros((1, 1, 7, 7)), 224, 224)
+    with pytest.raises(ValueError, match="height must be a positive integer"):
+        resize_bilinear(np.zeros((7, 7)), 0, 224)
+    with pytest.raises(ValueError, match="width must be a positive integer"):
+        resize_bilinear(np.zeros((7, 7)), 224, 22.4)
+    with pytest.raises(ValueError, match="empty"):
+        resize_bilinear(np.zeros((0, 7)), 4, 4)
+
+
+def test_normalize_minmax_maps_to_unit_range():
+    out = normalize_minmax(np.array([[-2.0, 0.0], [2.0, 6.0]]))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, [[0.0, 0.25], [0.5, 1.0]])
+
+
+def test_normalize_minmax_constant_map_is_all_zero():
+    out = normalize_minmax(np.full((4, 3), 7.0))
+    assert out.shape == (4, 3)
+    assert out.dtype == np.float32
+    assert not out.any()
+
+
+def test_normalize_minmax_refuses_non_finite_and_counts_them():
+    heatmap = np.zeros((3, 3))
+    heatmap[0, 0] = np.nan
+    heatmap[1, 2] = np.inf
+    with pytest.raises(ValueError, match=r"2 non-finite value\(s\).*out of 9"):
+        normalize_minmax(heatmap)
+    with pytest.raises(ValueError, match="empty"):
+        normalize_minmax(np.zeros((0,)))
