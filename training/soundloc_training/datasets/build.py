@@ -1,0 +1,148 @@
+"""Write SynthAV or TuxAV to disk in the AVSBench-S4 layout (`soundloc-make-benchmark`).
+
+Generation is deterministic (fixed seeds; each clip's randomness depends only on its own index),
+so a benchmark can be rebuilt anywhere bit for bit from the installed packages and is never
+committed. The whole tree is written into a temporary directory and renamed into place at the
+end: an interrupted build leaves nothing that looks complete. `benchmark.json` records what was
+built; a directory whose record matches the request is reused as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from soundloc_training.datasets import synthav, tuxav
+from soundloc_training.datasets.avsbench import S4MetaRow, avsbench_paths, write_avsbench_s4_meta
+from soundloc_training.datasets.scenes import SAMPLE_RATE, Clip
+
+RECORD_FILE = "benchmark.json"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """What to generate; stored in benchmark.json so a matching directory is reused."""
+
+    kind: str
+    seed: int = 0
+    train: int = 0  # clips (SynthAV) or clips per class (TuxAV) in each split
+    val: int = 0
+    test: int = 0
+    snr_db: float = 10.0
+    n_sounding: int = 1
+    image_size: int = 128  # SynthAV only; TuxAV frames are 224 px
+    version: int = FORMAT_VERSION
+
+
+DEFAULTS = {
+    "synthav": BenchmarkSpec("synthav", train=400, val=80, test=80),
+    "tuxav": BenchmarkSpec("tuxav", train=8, val=2, test=2, image_size=224),
+}
+
+
+def _clips(spec: BenchmarkSpec) -> Iterator[tuple[str, Clip]]:
+    """(split, clip) for every clip; splits are disjoint index ranges of the same generator."""
+    start = 0
+    for split in ("train", "val", "test"):
+        count = getattr(spec, split)
+        if spec.kind == "synthav":
+            clips = synthav.generate(
+                spec.seed, count, start=start, image_size=spec.image_size, snr_db=spec.snr_db
+            )
+        else:
+            clips = tuxav.generate(
+                spec.seed,
+                range(start, start + count),
+                snr_db=spec.snr_db,
+                n_sounding=spec.n_sounding,
+            )
+        for clip in clips:
+            yield split, clip
+        start += count
+
+
+def _total(spec: BenchmarkSpec) -> int:
+    per_split = spec.train + spec.val + spec.test
+    return per_split * (len(tuxav.sound_classes()) if spec.kind == "tuxav" else 1)
+
+
+def _write_clip(root: Path, split: str, clip: Clip) -> S4MetaRow:
+    import soundfile
+
+    paths = avsbench_paths(root, split, clip.category, clip.name)
+    paths.make_dirs()
+    for frame, mask, frame_path, mask_path in zip(
+        clip.frames, clip.masks, paths.frames, paths.masks, strict=True
+    ):
+        Image.fromarray(frame).save(frame_path, compress_level=1)
+        Image.fromarray(mask.astype(np.uint8) * 255).save(mask_path, compress_level=1)
+    soundfile.write(paths.wav, clip.audio, SAMPLE_RATE, subtype="PCM_16")
+    return S4MetaRow(video=clip.name, start_s=0.0, category=clip.category, split=split)
+
+
+def build_benchmark(spec: BenchmarkSpec, out: Path, progress: Callable[..., object] = tqdm) -> Path:
+    """Generate `spec` into `out` (the AVSBench `Single-source`-style root); returns `out`."""
+    out = Path(out)
+    record = out / RECORD_FILE
+    if record.is_file() and json.loads(record.read_text()) == asdict(spec):
+        return out
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(
+            f"{out} exists and holds something other than the requested benchmark "
+            f"({asdict(spec)}); remove it or choose another --out"
+        )
+    staging = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    rows = [
+        _write_clip(staging, split, clip)
+        for split, clip in progress(_clips(spec), total=_total(spec), desc=f"{spec.kind} clips")
+    ]
+    write_avsbench_s4_meta(staging, rows)
+    (staging / RECORD_FILE).write_text(json.dumps(asdict(spec), indent=2) + "\n")
+    if out.exists():
+        out.rmdir()  # empty, checked above
+    staging.rename(out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="soundloc-make-benchmark",
+        description="Write SynthAV or TuxAV to OUT in the AVSBench-S4 layout.",
+    )
+    parser.add_argument("kind", choices=sorted(DEFAULTS))
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--train", type=int, help="clips (synthav) or clips per class (tuxav)")
+    parser.add_argument("--val", type=int)
+    parser.add_argument("--test", type=int)
+    parser.add_argument("--snr-db", type=float)
+    parser.add_argument("--n-sounding", type=int, help="tuxav: sounding objects per scene")
+    args = parser.parse_args(argv)
+    overrides = {
+        key: value
+        for key, value in vars(args).items()
+        if key not in ("kind", "out") and value is not None
+    }
+    spec = BenchmarkSpec(**{**asdict(DEFAULTS[args.kind]), **overrides})
+    try:
+        build_benchmark(spec, args.out)
+    except (FileExistsError, FileNotFoundError) as error:
+        print(f"soundloc-make-benchmark: {error}", file=sys.stderr)
+        return 1
+    print(f"{spec.kind} ready in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
