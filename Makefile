@@ -2,7 +2,7 @@
 VENV   := .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: setup test lint demo bench lock
+.PHONY: setup test lint demo bench lock results
 
 setup:
 	bash scripts/setup.sh
@@ -23,3 +23,7 @@ bench: setup
 # Re-resolve the full pinned set after editing requirements/dev.txt.
 lock: setup
 	$(PYTHON) -m pip freeze --exclude-editable | grep -v ' @ ' > requirements/lock.txt
+
+# Every RESULTS.md row: build benchmarks, train, evaluate on test, render (tens of minutes).
+results: setup
+	$(PYTHON) scripts/reproduce_results.py

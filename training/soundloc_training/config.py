@@ -1,0 +1,74 @@
+"""Training configuration: one dataclass, read from YAML, strict about unknown keys."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from soundloc_ros.core.features import LogMelConfig
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; stored in every checkpoint."""
+
+    data: str  # KIND:PATH, e.g. tuxav:data/tuxav
+    out_dir: str
+    method: str = "baseline"
+    backbone: str = "efficientnet_lite0"
+    pretrained: bool = True
+    image_size: int = 224
+    embed_dim: int = 128
+    tau: float = 0.03
+    positive_fraction: float = 0.0  # pool the top fraction of positions (0: the single max)
+    background_fraction: float = 0.0  # own least-matching fraction as a hard negative (0: off)
+    batch_size: int = 128  # global: split across torchrun processes
+    epochs: int = 20
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    seed: int = 0
+    flip_prob: float = 0.5
+    audio_jitter_s: float = 0.25  # the window may end up to this much before the frame
+    audio_gain_db: float = 6.0  # level augmentation range
+    spec_mask_bands: int = 8  # SpecAugment: widest masked mel band span
+    spec_mask_frames: int = 10  # SpecAugment: widest masked time span (10 ms frames)
+    feature_dropout: float = 0.5  # channel dropout on the visual features: keeps the head from
+    # memorizing clip-specific appearance (without it the train loss keeps falling while the
+    # validation maps degrade; see README)
+    select_metric: str = "auc"  # validation metric that picks best.pt
+    limit_train: int | None = None  # use only the first N training frames (smoke runs)
+    limit_eval: int | None = None
+    contact_sheet_frames: int = 12
+    cache_dir: str = "data/cache"  # frozen-backbone features, keyed by frames and backbone
+    frontend: dict[str, Any] = field(default_factory=lambda: LogMelConfig().to_dict())
+
+    @property
+    def audio_frontend(self) -> LogMelConfig:
+        return LogMelConfig.from_dict(self.frontend)
+
+    @property
+    def out_path(self) -> Path:
+        return Path(self.out_dir)
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a YAML config; unknown keys and missing required keys are errors naming them."""
+    values = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a mapping of settings, got {type(values).__name__}")
+    values.update(overrides or {})
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown setting(s) {unknown}; known settings: {sorted(known)}")
+    missing = [name for name in ("data", "out_dir") if name not in values]
+    if missing:
+        raise ValueError(f"{path}: missing required setting(s) {missing}")
+    config = TrainConfig(**values)
+    config.audio_frontend  # noqa: B018 - validates the front-end block early, with its message
+    return config

@@ -1,0 +1,166 @@
+"""`soundloc-eval`: score a checkpoint, or saved heatmaps of any method, the way the field does.
+
+Metrics come from `soundloc_ros.core.metrics` (the one implementation, shared with rosbag replay):
+cIoU / AUC by the LVS protocol at 224 x 224, and for mask datasets mIoU / F-score (AVSBench
+definitions, F max over the whole set) of the min-max normalized map. Every evaluation also scores,
+on the same frames:
+- random: uniform noise drawn at the method's map resolution (14 x 14 for 224 px input), upsampled;
+- center_prior: a centred Gaussian (under median thresholding any radially decreasing map is the
+  same central disc);
+- oracle: the ground-truth map used as the heatmap (the ceiling of the protocol; a binary map
+  smaller than half the frame is reproduced exactly by the median threshold).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from soundloc_ros.core.metrics import LocalizationMetrics
+from soundloc_training.config import TrainConfig
+from soundloc_training.data import (
+    GT_SIZE,
+    FrameTable,
+    VisualInputs,
+    audio_batch,
+    load_table,
+    parse_data_spec,
+)
+
+REFERENCE_MAP_SIZE = 14
+
+
+@torch.no_grad()
+def predict_heatmaps(
+    model: torch.nn.Module,
+    visual: VisualInputs,
+    table: FrameTable,
+    config: TrainConfig,
+    batch: int = 64,
+) -> np.ndarray:
+    """The model's similarity map for every frame with its own audio: [N, h, w] float32."""
+    model.eval()
+    maps = []
+    for start in range(0, len(table), batch):
+        indices = np.arange(start, min(start + batch, len(table)))
+        features = visual.batch(indices)
+        if not visual.precomputed:
+            features = model.backbone(features)
+        embedded = model.embed_visual(features)  # [B, D, h, w]
+        audio = model.embed_audio(audio_batch(table, indices, config))  # [B, D]
+        maps.append(model.paired_similarity(embedded, audio).numpy())
+    return np.concatenate(maps).astype(np.float32)
+
+
+def evaluate_heatmaps(
+    heatmaps: np.ndarray | list[np.ndarray], table: FrameTable
+) -> dict[str, float]:
+    """Score one heatmap per frame (any resolution) against the table's ground truth."""
+    if table.gt_maps is None:
+        raise ValueError("this split has no ground truth for every frame; it cannot be scored")
+    metrics = LocalizationMetrics()
+    for heatmap, gt in zip(heatmaps, table.gt_maps, strict=True):
+        metrics.update(heatmap, gt_map=gt, mask_gt=gt > 0.5 if table.gt_is_mask else None)
+    scores = metrics.compute()
+    keys = (
+        ("ciou", "auc", "ciou_mean", "miou", "fscore")
+        if table.gt_is_mask
+        else ("ciou", "auc", "ciou_mean")
+    )
+    return {key: round(float(scores[key]), 4) for key in keys} | {"n_frames": len(table)}
+
+
+def reference_heatmaps(table: FrameTable, seed: int = 0) -> dict[str, list[np.ndarray]]:
+    """The random, center-prior and oracle maps for every frame of the table."""
+    rng = np.random.default_rng(seed)
+    axis = np.linspace(-1, 1, GT_SIZE)
+    centre = np.exp(-(axis[:, None] ** 2 + axis[None, :] ** 2) / (2 * 0.5**2)).astype(np.float32)
+    return {
+        "random": [rng.random((REFERENCE_MAP_SIZE, REFERENCE_MAP_SIZE)) for _ in range(len(table))],
+        "center_prior": [centre] * len(table),
+        "oracle": list(table.gt_maps),
+    }
+
+
+def load_predictions(directory: Path, table: FrameTable) -> list[np.ndarray]:
+    """`DIR/<frame name>.npy` for every frame (2-D float maps, any resolution)."""
+    paths = [directory / f"{record.name}.npy" for record in table.records]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} of {len(paths)} prediction files are missing in {directory}, e.g. "
+            f"{missing[0].name}; save one 2-D .npy heatmap per frame, named after the frame"
+        )
+    maps = [np.load(p) for p in paths]
+    bad = [p.name for p, m in zip(paths, maps, strict=True) if m.ndim != 2]
+    if bad:
+        raise ValueError(f"prediction files must hold 2-D heatmaps; not so: {bad[:5]}")
+    return maps
+
+
+def evaluate(
+    data: str, split: str, checkpoint: Path | None = None, predictions: Path | None = None
+) -> dict[str, object]:
+    """The full evaluation record `--json` prints."""
+    from soundloc_training.checkpoints import load_model
+
+    if (checkpoint is None) == (predictions is None):
+        raise ValueError("give exactly one of --checkpoint or --predictions")
+    kind, _ = parse_data_spec(data)
+    if checkpoint is not None:
+        model, config = load_model(checkpoint)
+        table = load_table(data, split, config.image_size, config.audio_frontend)
+        heatmaps = predict_heatmaps(model, VisualInputs(model, table, config), table, config)
+        method = config.method
+    else:
+        table = load_table(data, split, GT_SIZE, TrainConfig(data=data, out_dir="").audio_frontend)
+        heatmaps = load_predictions(predictions, table)
+        method = f"predictions:{predictions.name}"
+    return {
+        "benchmark": kind,
+        "data": data,
+        "split": split,
+        "method": method,
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "metrics": evaluate_heatmaps(heatmaps, table),
+        "baselines": {
+            name: evaluate_heatmaps(maps, table) for name, maps in reference_heatmaps(table).items()
+        },
+    }
+
+
+def format_table(result: dict[str, object]) -> str:
+    rows = [(result["method"], result["metrics"]), *result["baselines"].items()]
+    keys = [k for k in ("ciou", "auc", "ciou_mean", "miou", "fscore") if k in result["metrics"]]
+    lines = [f"{result['benchmark']} {result['split']} ({result['metrics']['n_frames']} frames)"]
+    lines.append(f"{'method':24s}" + "".join(f"{k:>10s}" for k in keys))
+    for name, scores in rows:
+        lines.append(f"{name:24s}" + "".join(f"{scores[k]:10.4f}" for k in keys))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="soundloc-eval", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="KIND:PATH, e.g. tuxav:data/tuxav")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=Path)
+    source.add_argument("--predictions", type=Path, help="directory of <frame name>.npy heatmaps")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    try:
+        result = evaluate(args.data, args.split, args.checkpoint, args.predictions)
+    except (OSError, ValueError) as error:
+        print(f"soundloc-eval: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(result) if args.json else format_table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Training objectives, each its own module (never a branch inside a model's forward)."""

@@ -1,0 +1,17 @@
+"""Training methods: each turns a batch into a loss. Selected by `method:` in the config."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from soundloc_training.config import TrainConfig
+from soundloc_training.methods.baseline import BaselineMethod
+from soundloc_training.models.localizer import Localizer
+
+METHODS = {"baseline": BaselineMethod}
+
+
+def build_method(config: TrainConfig, model: Localizer) -> nn.Module:
+    if config.method not in METHODS:
+        raise ValueError(f"unknown method {config.method!r}; choose one of {sorted(METHODS)}")
+    return METHODS[config.method](model, config)

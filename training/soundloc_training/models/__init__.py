@@ -1,0 +1,1 @@
+"""Encoders and the localizer they form."""

@@ -1,0 +1,231 @@
+"""`soundloc-train CONFIG.yaml`: learn a localizer from unlabeled frames and audio.
+
+One process, or data-parallel under `torchrun --nproc_per_node=N` (DDP over gloo on CPU, NCCL on
+GPUs): the global batch is split across processes, gradients are averaged, rank 0 evaluates and
+writes. Every epoch appends a JSON line of figures to `log.jsonl`, writes `last.pt` atomically,
+and `best.pt` when the validation metric improves (checkpoints are chosen on val, never on test).
+`--resume` continues from `last.pt` exactly: all randomness of an epoch is derived from
+(seed, epoch, rank), so a resumed run sees the same batches and augmentations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+from tqdm import tqdm
+
+from soundloc_ros.core.atomic import atomic_write_text
+from soundloc_training.checkpoints import load_model, save_checkpoint, trainable_state
+from soundloc_training.config import TrainConfig, load_config
+from soundloc_training.data import FrameTable, VisualInputs, audio_batch, load_table
+from soundloc_training.evaluate import evaluate_heatmaps, predict_heatmaps
+from soundloc_training.methods import build_method
+from soundloc_training.models.localizer import Localizer
+from soundloc_training.visualize import save_contact_sheet
+
+
+def learning_rate_factor(step: int, steps_per_epoch: int, config: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to zero over the run."""
+    warmup = max(1, round(config.warmup_epochs * steps_per_epoch))
+    total = max(warmup + 1, config.epochs * steps_per_epoch)
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+
+
+def epoch_batches(
+    n: int, config: TrainConfig, epoch: int, rank: int, world: int
+) -> list[np.ndarray]:
+    """This rank's share of the epoch's shuffled batches (drop_last keeps batch sizes equal)."""
+    order = np.random.default_rng([config.seed, epoch]).permutation(n)
+    per_step = config.batch_size
+    steps = n // per_step
+    if steps == 0:
+        raise ValueError(
+            f"batch_size {config.batch_size} is larger than the {n} training frames; lower it"
+        )
+    return [order[s * per_step : (s + 1) * per_step][rank::world] for s in range(steps)]
+
+
+def train_one_epoch(
+    step_module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    visual: VisualInputs,
+    table: FrameTable,
+    config: TrainConfig,
+    epoch: int,
+    rank: int = 0,
+    world: int = 1,
+) -> dict[str, float]:
+    """One pass over the training frames; returns the epoch's mean figures."""
+    step_module.train()
+    rng = np.random.default_rng([config.seed, epoch, rank, 1])
+    torch.manual_seed(
+        int(rng.integers(2**62))
+    )  # dropout etc.: reproducible per epoch, for --resume
+    totals: dict[str, float] = {}
+    batches = epoch_batches(len(table), config, epoch, rank, world)
+    for indices in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=rank != 0):
+        flip = rng.random(len(indices)) < config.flip_prob
+        loss, stats = step_module(
+            visual.batch(indices, flip),
+            audio_batch(table, indices, config, rng),
+            torch.from_numpy(table.clip_ids[indices]),
+            not visual.precomputed,
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        for key, value in {"loss": loss.item(), **stats}.items():
+            totals[key] = totals.get(key, 0.0) + value
+    return {key: value / len(batches) for key, value in totals.items()}
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _parse_overrides(pairs: list[str]) -> dict[str, object]:
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def run(
+    config: TrainConfig, resume: bool = False, stop_after: int | None = None
+) -> dict[str, object]:
+    """Train per `config`; returns the run summary (also written to out_dir/summary.json).
+
+    `stop_after` ends this invocation after that many epochs (a time-limited job); the run
+    is then continued with `resume=True`.
+    """
+    rank, world = _distributed()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    torch.manual_seed(config.seed)
+    out = config.out_path
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "config.yaml", yaml.safe_dump(asdict(config), sort_keys=False))
+
+    model = Localizer(config.backbone, pretrained=config.pretrained, embed_dim=config.embed_dim)
+    step_module = build_method(config, model)
+    if world > 1:
+        step_module = torch.nn.parallel.DistributedDataParallel(step_module)
+    frontend, size = config.audio_frontend, config.image_size
+    train_table = load_table(config.data, "train", size, frontend, config.limit_train)
+    val_table = load_table(config.data, "val", size, frontend, config.limit_eval)
+    if rank == 0:  # rank 0 fills the feature cache; the others then read it
+        train_visual = VisualInputs(model, train_table, config)
+    if world > 1:
+        dist.barrier()
+    if rank != 0:
+        train_visual = VisualInputs(model, train_table, config)
+    val_visual = VisualInputs(model, val_table, config) if rank == 0 else None
+
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = len(epoch_batches(len(train_table), config, 0, 0, 1))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: learning_rate_factor(step, steps_per_epoch, config)
+    )
+    start_epoch, best, elapsed = 0, {"epoch": -1, config.select_metric: -1.0}, 0.0
+    if resume and (out / "last.pt").is_file():
+        state = torch.load(out / "last.pt", weights_only=False)
+        model.load_state_dict(state["model"], strict=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best, elapsed = state["epoch"] + 1, state["best"], state["elapsed_s"]
+        if rank == 0:
+            print(f"resuming {out} at epoch {start_epoch}")
+
+    last_epoch = (
+        config.epochs if stop_after is None else min(config.epochs, start_epoch + stop_after)
+    )
+    for epoch in range(start_epoch, last_epoch):
+        began = time.monotonic()
+        figures = train_one_epoch(
+            step_module, optimizer, scheduler, train_visual, train_table, config, epoch, rank, world
+        )
+        elapsed += time.monotonic() - began
+        if rank == 0:
+            val = evaluate_heatmaps(
+                predict_heatmaps(model, val_visual, val_table, config), val_table
+            )
+            line = {"epoch": epoch, "train": figures, "val": val, "lr": scheduler.get_last_lr()[0],
+                    "train_time_s": round(elapsed, 1)}  # fmt: skip
+            with open(out / "log.jsonl", "a") as log:
+                log.write(json.dumps(line) + "\n")
+            print(json.dumps(line))
+            improved = val[config.select_metric] > best[config.select_metric]
+            if improved:
+                best = {"epoch": epoch, **val}
+            checkpoint = {
+                "config": asdict(config), "model": trainable_state(model), "epoch": epoch,
+                "best": best, "elapsed_s": elapsed,
+            }  # fmt: skip
+            if improved:
+                save_checkpoint(out / "best.pt", **checkpoint)
+            save_checkpoint(
+                out / "last.pt", **checkpoint, optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+            )  # fmt: skip
+        if world > 1:
+            dist.barrier()
+
+    summary = {"best": best, "train_time_s": round(elapsed, 1), "processes": world,
+               "epochs_done": last_epoch}  # fmt: skip
+    if rank == 0 and last_epoch == config.epochs:
+        best_model, _ = load_model(out / "best.pt")
+        heatmaps = predict_heatmaps(best_model, val_visual, val_table, config)
+        save_contact_sheet(
+            out / "contact_sheet_val.png", val_table, heatmaps, config.contact_sheet_frames
+        )
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="soundloc-train", description=__doc__.splitlines()[0])
+    parser.add_argument("config", type=Path, help="YAML config (see training/configs/)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt")
+    parser.add_argument(
+        "--stop-after", type=int, metavar="N", help="stop after N epochs (resume later)"
+    )
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="override settings"
+    )
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config, _parse_overrides(args.set))
+    except (OSError, ValueError) as error:
+        print(f"soundloc-train: {error}", file=sys.stderr)
+        return 2
+    summary = run(config, resume=args.resume, stop_after=args.stop_after)
+    print(json.dumps(summary))
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
