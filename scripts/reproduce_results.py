@@ -30,8 +30,11 @@ do not edit by hand. Test splits only; checkpoints were chosen on the validation
 AUC follow the LVS protocol (224 x 224, median threshold, cIoU = success rate at 0.5); mIoU and
 F-score follow AVSBench on the min-max normalized map (F max over the whole set). `random` is
 uniform noise at the model's map resolution, `center_prior` a centred Gaussian, `oracle` the
-ground-truth mask used as the heatmap. Training times are wall-clock on the machine in
-`benchmarks/results/` (2 CPU cores, no GPU), excluding benchmark generation.
+ground-truth mask used as the heatmap. Times are wall-clock on the machine in
+`benchmarks/results/` (2 CPU cores, no GPU): the training steps alone, and the whole
+`soundloc-train` run (data loading, frozen-feature caching, training, per-epoch validation),
+excluding benchmark generation. Heatmap contact sheets of each run's validation frames are written
+to `runs/<name>/contact_sheet_val.png` (not committed: TuxAV frames contain GPL photographs).
 
 """
 
@@ -49,8 +52,8 @@ def reproduce(benchmark: str, method: str, config_path: str) -> None:
     sh(["soundloc-make-benchmark", benchmark, "--out", data_dir])
     summary_path = ROOT / config["out_dir"] / "summary.json"
     train_command = ["soundloc-train", config_path]
-    if not summary_path.is_file():
-        sh(train_command)
+    if not summary_path.is_file():  # continue an interrupted run rather than refuse it
+        sh([*train_command, "--resume"])
     summary = json.loads(summary_path.read_text())
     eval_command = ["soundloc-eval", "--data", config["data"], "--split", "test",
                     "--checkpoint", f"{config['out_dir']}/best.pt", "--json"]  # fmt: skip
@@ -59,6 +62,7 @@ def reproduce(benchmark: str, method: str, config_path: str) -> None:
         command=shlex.join(eval_command),
         train_command=shlex.join(train_command),
         train_time_s=summary["train_time_s"],
+        wall_time_s=summary.get("wall_time_s"),
         best_val=summary["best"],
     )
     out = ROOT / "results" / f"{benchmark}_test_{method}.json"

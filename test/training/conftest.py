@@ -25,7 +25,8 @@ def fast_config(tiny_synthav, tmp_path) -> TrainConfig:
         out_dir=str(tmp_path / "run"),
         image_size=128,
         batch_size=48,
-        epochs=3,
+        epochs=6,
+        warmup_epochs=0.5,
         cache_dir=str(tmp_path / "cache"),
         contact_sheet_frames=4,
     )

@@ -26,7 +26,9 @@ def main() -> None:
     run(config)
     rank = dist.get_rank()
     out.mkdir(parents=True, exist_ok=True)
-    torch.save(trainable_state(captured["model"]), out / f"rank{rank}.pt")
+    # parameters only: BatchNorm running statistics are per-process by design (rank 0's are saved)
+    parameters = {k: v.detach() for k, v in captured["model"].named_parameters() if v.requires_grad}
+    torch.save(parameters, out / f"rank{rank}.pt")
     if rank == 0:
         torch.save(captured["initial"], out / "rank0_initial.pt")
     dist.destroy_process_group()

@@ -34,7 +34,7 @@ def render(results: list[dict[str, object]]) -> str:
         lines = [
             f"### {benchmark} {split} ({n_frames} frames)",
             "",
-            "| method | cIoU | AUC | mIoU | F-score | train time | reproduce |",
+            "| method | cIoU | AUC | mIoU | F-score | training steps / whole run | reproduce |",
             "|---|---|---|---|---|---|---|",
         ]
         for name in REFERENCE_ROWS:
@@ -48,8 +48,8 @@ def render(results: list[dict[str, object]]) -> str:
             label = str(row["method"]) + (
                 f" (iteration {row['iteration']})" if "iteration" in row else ""
             )
-            train_time = row.get("train_time_s")
-            time_cell = "–" if train_time is None else f"{train_time / 60:.1f} min"
+            times = [row.get("train_time_s"), row.get("wall_time_s")]
+            time_cell = " / ".join("–" if t is None else f"{t / 60:.1f} min" for t in times)
             commands = [c for c in (row.get("train_command"), row.get("command")) if c]
             reproduce = "<br>".join(f"`{c}`" for c in commands)
             lines.append(

@@ -2,8 +2,10 @@
 
 One process, or data-parallel under `torchrun --nproc_per_node=N` (DDP over gloo on CPU, NCCL on
 GPUs): the global batch is split across processes, gradients are averaged, rank 0 evaluates and
-writes. Every epoch appends a JSON line of figures to `log.jsonl`, writes `last.pt` atomically,
-and `best.pt` when the validation metric improves (checkpoints are chosen on val, never on test).
+writes. BatchNorm running statistics stay per process (rank 0's are saved); parameters are
+identical on every replica. Every epoch appends a JSON line of figures to `log.jsonl`, writes
+`last.pt` atomically, and `best.pt` when the validation metric improves (checkpoints are chosen
+on val, never on test).
 `--resume` continues from `last.pt` exactly: all randomness of an epoch is derived from
 (seed, epoch, rank), so a resumed run sees the same batches and augmentations.
 """
@@ -119,10 +121,16 @@ def run(
     `stop_after` ends this invocation after that many epochs (a time-limited job); the run
     is then continued with `resume=True`.
     """
+    run_started = time.monotonic()
     rank, world = _distributed()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     torch.manual_seed(config.seed)
     out = config.out_path
+    if not resume and (out / "last.pt").exists():
+        raise FileExistsError(
+            f"{out} already holds a run (last.pt); pass --resume to continue it, or choose a "
+            "new out_dir (or delete this one) to start over"
+        )
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.yaml", yaml.safe_dump(asdict(config), sort_keys=False))
@@ -200,6 +208,8 @@ def run(
         save_contact_sheet(
             out / "contact_sheet_val.png", val_table, heatmaps, config.contact_sheet_frames
         )
+        # this invocation's wall time: data loading, feature caching, training and validation
+        summary["wall_time_s"] = round(time.monotonic() - run_started, 1)
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -220,7 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as error:
         print(f"soundloc-train: {error}", file=sys.stderr)
         return 2
-    summary = run(config, resume=args.resume, stop_after=args.stop_after)
+    try:
+        summary = run(config, resume=args.resume, stop_after=args.stop_after)
+    except FileExistsError as error:
+        print(f"soundloc-train: {error}", file=sys.stderr)
+        return 2
     print(json.dumps(summary))
     if dist.is_initialized():
         dist.destroy_process_group()
