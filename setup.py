@@ -16,7 +16,7 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
     ],
-    install_requires=["numpy", "scipy", "onnxruntime", "PyYAML"],
+    install_requires=["numpy", "scipy", "onnxruntime", "Pillow", "PyYAML"],
     extras_require={"capture": ["sounddevice"], "replay": ["rosbags"]},
     python_requires=">=3.10",
     zip_safe=True,

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from soundloc_ros.core.atomic import atomic_write_bytes
 from soundloc_ros.core.features import LogMelConfig, compute_features, resample
 from soundloc_ros.core.metrics import boxes_to_map, mask_to_map
+from soundloc_ros.core.preprocess import normalize_images, resize_rgb
 from soundloc_training.config import TrainConfig
 from soundloc_training.datasets.public import load_records
 from soundloc_training.datasets.records import FrameRecord
@@ -41,11 +42,8 @@ def parse_data_spec(spec: str) -> tuple[str, Path]:
 
 
 def load_image(path: Path, size: int) -> np.ndarray:
-    """RGB uint8 [size, size, 3] (bilinear resize, as the node resizes camera frames)."""
-    image = Image.open(path).convert("RGB")
-    if image.size != (size, size):
-        image = image.resize((size, size), Image.Resampling.BILINEAR)
-    return np.asarray(image)
+    """RGB uint8 [size, size, 3], resized exactly as the node resizes camera frames."""
+    return resize_rgb(np.asarray(Image.open(path).convert("RGB")), size, size)
 
 
 def load_audio(path: Path, sample_rate: int) -> np.ndarray:
@@ -132,13 +130,6 @@ def load_table(
         gt_maps=np.stack(maps).astype(np.float32) if has_gt else None,
         gt_is_mask=has_gt and all(r.ground_truth.mask_path is not None for r in records),
     )
-
-
-def normalize_images(images: np.ndarray, mean: tuple, std: tuple) -> np.ndarray:
-    """uint8 [N, H, W, 3] -> float32 [N, 3, H, W], (x / 255 - mean) / std (the bundle's rule)."""
-    scaled = images.astype(np.float32) / 255.0
-    normalized = (scaled - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return np.ascontiguousarray(normalized.transpose(0, 3, 1, 2))  # NHWC -> NCHW
 
 
 def _onnx_session(backbone: torch.nn.Module, image_size: int):

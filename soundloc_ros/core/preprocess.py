@@ -1,0 +1,53 @@
+"""Image preprocessing shared by training, export checks and every runtime backend.
+
+A camera frame (any size, RGB uint8) becomes the network's image tensor in two steps that
+training applies to dataset frames too: a bilinear resize to the bundle's input size (Pillow's
+BILINEAR, which widens its filter when shrinking, so a 640x480 frame is averaged rather than
+aliased), then (x / 255 - mean) / std per channel in the bundle's channel order, NCHW. The aspect
+ratio is not kept: dataset frames are squashed the same way, and the heatmap is stretched back
+onto the frame, so geometry round-trips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+from soundloc_ros.core.bundle import ImageInputSpec
+
+
+def resize_rgb(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """RGB uint8 [H, W, 3] -> [height, width, 3] (Pillow BILINEAR; a no-op at the same size)."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(
+            f"resize_rgb expects an RGB uint8 image [H, W, 3]; got {image.dtype} {image.shape}. "
+            "Convert camera frames with soundloc_ros.core.image_codec.to_rgb8 first"
+        )
+    if image.shape[:2] == (height, width):
+        return image
+    resized = Image.fromarray(image).resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(resized)
+
+
+def normalize_images(
+    images: np.ndarray,
+    mean: Sequence[float],
+    std: Sequence[float],
+    channel_order: str = "rgb",
+) -> np.ndarray:
+    """RGB uint8 [N, H, W, 3] -> float32 [N, 3, H, W]: (x / 255 - mean) / std, the bundle's rule."""
+    if channel_order == "bgr":
+        images = images[..., ::-1]
+    planar = np.ascontiguousarray(images.transpose(0, 3, 1, 2))  # NHWC -> NCHW, still uint8
+    std = np.asarray(std, np.float64)[:, None, None]  # [3, 1, 1]
+    scale = (1.0 / (255.0 * std)).astype(np.float32)
+    offset = (np.asarray(mean, np.float64)[:, None, None] / std).astype(np.float32)
+    return planar.astype(np.float32) * scale - offset  # one pass: x * 1/(255 std) - mean/std
+
+
+def image_tensor(rgb: np.ndarray, spec: ImageInputSpec) -> np.ndarray:
+    """One RGB uint8 frame of any size -> the bundle's image input [1, 3, H, W] float32."""
+    resized = resize_rgb(rgb, spec.height, spec.width)
+    return normalize_images(resized[None], spec.mean, spec.std, spec.channel_order)

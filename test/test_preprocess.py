@@ -1,0 +1,54 @@
+"""Camera frame -> image tensor: the rule bundle.json states, shared by training and runtime."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from soundloc_ros.core.bundle import ImageInputSpec, TensorSpec
+from soundloc_ros.core.preprocess import image_tensor, normalize_images, resize_rgb
+
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def frame(height=480, width=640, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def test_resize_is_pillow_bilinear_and_a_no_op_at_the_target_size():
+    rgb = frame()
+    expected = np.asarray(Image.fromarray(rgb).resize((224, 160), Image.Resampling.BILINEAR))
+    np.testing.assert_array_equal(resize_rgb(rgb, 160, 224), expected)
+    small = frame(224, 224)
+    assert resize_rgb(small, 224, 224) is small
+
+
+def test_shrinking_averages_instead_of_aliasing():
+    stripes = np.zeros((480, 640, 3), np.uint8)
+    stripes[:, ::2] = 255  # one-pixel stripes: point sampling would give all black or all white
+    resized = resize_rgb(stripes, 224, 224).astype(float)
+    assert abs(resized.mean() - 127.5) < 3 and resized.std() < 20
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.float32)])
+def test_resize_refuses_what_is_not_rgb8_and_says_how_to_convert(bad):
+    with pytest.raises(ValueError, match="to_rgb8"):
+        resize_rgb(bad, 2, 2)
+
+
+def test_normalization_follows_the_bundle_rule_per_channel():
+    rgb = frame(4, 5)
+    out = normalize_images(rgb[None], MEAN, STD)
+    assert out.shape == (1, 3, 4, 5) and out.dtype == np.float32
+    for c in range(3):
+        expected = (rgb[..., c] / 255.0 - MEAN[c]) / STD[c]
+        np.testing.assert_allclose(out[0, c], expected, atol=1e-5)
+    bgr = normalize_images(rgb[None], MEAN, STD, channel_order="bgr")
+    np.testing.assert_allclose(bgr[0, 0], (rgb[..., 2] / 255.0 - MEAN[0]) / STD[0], atol=1e-5)
+
+
+def test_image_tensor_resizes_a_camera_frame_to_the_bundle_input():
+    spec = ImageInputSpec(TensorSpec("image", (1, 3, 224, 224)), "rgb", MEAN, STD)
+    rgb = frame()
+    out = image_tensor(rgb, spec)
+    assert out.shape == (1, 3, 224, 224)
+    np.testing.assert_allclose(out, normalize_images(resize_rgb(rgb, 224, 224)[None], MEAN, STD))
