@@ -9,7 +9,8 @@ model was swapped or truncated is refused instead of silently producing wrong ma
 Format version 1 (a bundle.json, abridged):
 
     {"format_version": 1,
-     "model": {"file": "model.onnx", "sha256": "<64 hex>", "opset": 17},
+     "model": {"file": "model.onnx", "sha256": "<64 hex>", "opset": 17,
+               "torch": {"file": "model.pt2", "sha256": "<64 hex>"}},   (optional)
      "inputs": {
        "image": {"name": "image", "shape": [1, 3, 224, 224], "dtype": "float32",
                  "channel_order": "rgb", "mean": [0.485, 0.456, 0.406],
@@ -44,6 +45,7 @@ from soundloc_ros.core.features import FeatureConfigError, LogMelConfig
 BUNDLE_FORMAT_VERSION = 1
 METADATA_FILE = "bundle.json"
 ONNX_FILE = "model.onnx"
+TORCH_FILE = "model.pt2"
 SUPPORTED_DTYPES = ("float32", "float16")
 OUTPUT_VALUES = ("probability", "logit")
 CHANNEL_ORDERS = ("rgb", "bgr")
@@ -97,14 +99,28 @@ class ModelBundle:
     onnx_sha256: str = ""
     opset: int = 17
     onnx_file: str = ONNX_FILE
+    torch_file: str | None = None  # optional torch.export program, for the torch backend
+    torch_sha256: str = ""
     format_version: int = BUNDLE_FORMAT_VERSION
     directory: Path | None = field(default=None, compare=False)
 
     @property
     def onnx_path(self) -> Path:
+        return self._path(self.onnx_file)
+
+    @property
+    def torch_path(self) -> Path:
+        if self.torch_file is None:
+            raise BundleError(
+                "this bundle has no PyTorch program (model.torch in bundle.json); re-export it "
+                "with soundloc-export to use the torch backend"
+            )
+        return self._path(self.torch_file)
+
+    def _path(self, file: str) -> Path:
         if self.directory is None:
             raise BundleError("this bundle was not loaded from or written to a directory")
-        return self.directory / self.onnx_file
+        return self.directory / file
 
     def to_dict(self) -> dict[str, Any]:
         outputs = {"heatmap": _output_to_dict(self.heatmap)}
@@ -112,7 +128,16 @@ class ModelBundle:
             outputs["mask"] = _output_to_dict(self.mask)
         return {
             "format_version": self.format_version,
-            "model": {"file": self.onnx_file, "sha256": self.onnx_sha256, "opset": self.opset},
+            "model": {
+                "file": self.onnx_file,
+                "sha256": self.onnx_sha256,
+                "opset": self.opset,
+                **(
+                    {"torch": {"file": self.torch_file, "sha256": self.torch_sha256}}
+                    if self.torch_file
+                    else {}
+                ),
+            },
             "inputs": {
                 "image": {
                     **_tensor_to_dict(self.image.tensor),
@@ -187,6 +212,20 @@ class _Fields:
             raise self.fail(f"{path}.dtype", f"must be one of {SUPPORTED_DTYPES}, got {dtype!r}")
         return TensorSpec(name=name, shape=self.shape(obj, path, rank), dtype=dtype)
 
+    def file_name(self, obj: Mapping[str, Any], path: str) -> str:
+        value = self.get(obj, path, "file", str)
+        if not value or Path(value).name != value:
+            raise self.fail(
+                f"{path}.file", f"must be a plain file name inside the bundle, got {value!r}"
+            )
+        return value
+
+    def sha256(self, obj: Mapping[str, Any], path: str) -> str:
+        value = self.get(obj, path, "sha256", str)
+        if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+            raise self.fail(f"{path}.sha256", f"must be 64 lower-case hex digits, got {value!r}")
+        return value
+
     def triple(self, obj: Mapping[str, Any], path: str, key: str) -> tuple[float, float, float]:
         value = self.get(obj, path, key, list)
         if len(value) != 3 or not all(
@@ -217,15 +256,14 @@ def parse_bundle(values: Mapping[str, Any], source: str = METADATA_FILE) -> Mode
         raise fields.fail("format_version", f"must be >= 1, got {version}")
 
     model = fields.get(values, "", "model", Mapping)
-    onnx_file = fields.get(model, "model", "file", str)
-    if not onnx_file or Path(onnx_file).name != onnx_file:
-        raise fields.fail(
-            "model.file", f"must be a plain file name inside the bundle, got {onnx_file!r}"
-        )
-    sha256 = fields.get(model, "model", "sha256", str)
-    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
-        raise fields.fail("model.sha256", f"must be 64 lower-case hex digits, got {sha256!r}")
+    onnx_file = fields.file_name(model, "model")
+    sha256 = fields.sha256(model, "model")
     opset = fields.get(model, "model", "opset", int)
+    torch_file, torch_sha256 = None, ""
+    if "torch" in model:
+        torch_obj = fields.get(model, "model", "torch", Mapping)
+        torch_file = fields.file_name(torch_obj, "model.torch")
+        torch_sha256 = fields.sha256(torch_obj, "model.torch")
 
     inputs = fields.get(values, "", "inputs", Mapping)
     image_obj = fields.get(inputs, "inputs", "image", Mapping)
@@ -289,6 +327,8 @@ def parse_bundle(values: Mapping[str, Any], source: str = METADATA_FILE) -> Mode
         onnx_sha256=sha256,
         opset=opset,
         onnx_file=onnx_file,
+        torch_file=torch_file,
+        torch_sha256=torch_sha256,
         format_version=version,
     )
 
@@ -315,27 +355,52 @@ def load_bundle(directory: str | Path, verify_checksum: bool = True) -> ModelBun
     if not onnx_path.is_file():
         raise BundleError(f"{onnx_path} is missing; bundle.json names it in model.file")
     if verify_checksum:
-        actual = sha256_of_file(onnx_path)
-        if actual != bundle.onnx_sha256:
-            raise BundleError(
-                f"{onnx_path} has sha256 {actual}, but {METADATA_FILE} says {bundle.onnx_sha256}: "
-                "the model file was changed or corrupted after export; re-export the bundle"
-            )
+        _verify_checksum(onnx_path, bundle.onnx_sha256)
     return bundle
 
 
-def write_bundle(directory: str | Path, bundle: ModelBundle, onnx_model: bytes) -> ModelBundle:
-    """Write model.onnx and bundle.json (each atomically, JSON last) and return the result.
+def _verify_checksum(path: Path, expected: str) -> None:
+    actual = sha256_of_file(path)
+    if actual != expected:
+        raise BundleError(
+            f"{path} has sha256 {actual}, but {METADATA_FILE} says {expected}: "
+            "the model file was changed or corrupted after export; re-export the bundle"
+        )
 
-    bundle.json is written after the model, so a reader never sees metadata whose checksum
+
+def verify_torch_program(bundle: ModelBundle) -> Path:
+    """The bundle's PyTorch program, present and unmodified (checked only when it is used)."""
+    path = bundle.torch_path
+    if not path.is_file():
+        raise BundleError(f"{path} is missing; bundle.json names it in model.torch.file")
+    _verify_checksum(path, bundle.torch_sha256)
+    return path
+
+
+def write_bundle(
+    directory: str | Path,
+    bundle: ModelBundle,
+    onnx_model: bytes,
+    torch_program: bytes | None = None,
+) -> ModelBundle:
+    """Write model.onnx (and the optional PyTorch program) and bundle.json, each atomically,
+    JSON last, and return the result.
+
+    bundle.json is written after the models, so a reader never sees metadata whose checksum
     names a model file that is not there yet.
     """
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
     written = dataclasses.replace(
-        bundle, onnx_sha256=hashlib.sha256(onnx_model).hexdigest(), directory=root
+        bundle,
+        onnx_sha256=hashlib.sha256(onnx_model).hexdigest(),
+        torch_file=(bundle.torch_file or TORCH_FILE) if torch_program is not None else None,
+        torch_sha256=hashlib.sha256(torch_program).hexdigest() if torch_program else "",
+        directory=root,
     )
     parse_bundle(written.to_dict(), str(root / METADATA_FILE))  # refuse to write what won't load
     atomic_write_bytes(root / written.onnx_file, onnx_model)
+    if torch_program is not None:
+        atomic_write_bytes(root / written.torch_path.name, torch_program)
     atomic_write_text(root / METADATA_FILE, json.dumps(written.to_dict(), indent=2) + "\n")
     return written

@@ -1,0 +1,69 @@
+"""Inference backends behind one interface; `create_backend` picks and falls back.
+
+backend = create_backend(load_bundle("bundles/default"), "auto", engine_cache_dir="~/.cache")
+localizer = Localizer(backend)
+"""
+
+from __future__ import annotations
+
+import logging
+
+from soundloc_ros.core.backends.base import (
+    BackendUnavailableError,
+    InferenceBackend,
+    Localization,
+    Localizer,
+)
+from soundloc_ros.core.bundle import ModelBundle
+
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+DEFAULT_ENGINE_CACHE = "~/.cache/soundloc_ros/engines"
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "BACKENDS",
+    "BackendUnavailableError",
+    "InferenceBackend",
+    "Localization",
+    "Localizer",
+    "create_backend",
+]
+
+
+def create_backend(
+    bundle: ModelBundle,
+    name: str = "auto",
+    engine_cache_dir: str = DEFAULT_ENGINE_CACHE,
+    precision: str = "fp16",
+    fallback: bool = True,
+    threads: int = 0,
+) -> InferenceBackend:
+    """The requested backend; `auto` is TensorRT when usable, else ONNX Runtime.
+
+    When TensorRT is asked for but cannot run (no bindings, no GPU, a failed build), the
+    reason is logged and ONNX Runtime is used instead, unless `fallback` is False: then
+    BackendUnavailableError carries the reason.
+    """
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}; got {name!r}")
+    if name == "onnxruntime":
+        from soundloc_ros.core.backends.onnxruntime import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(bundle, threads=threads)
+    if name == "torch":
+        from soundloc_ros.core.backends.torch import TorchBackend
+
+        return TorchBackend(bundle)
+    from soundloc_ros.core.backends import tensorrt
+
+    reason = tensorrt.unavailable_reason()
+    if reason is None:
+        try:
+            return tensorrt.TensorRTBackend(bundle, engine_cache_dir, precision)
+        except (RuntimeError, OSError) as error:  # a failed build or load on this GPU
+            reason = f"TensorRT failed: {error}"
+    if name == "tensorrt" and not fallback:
+        raise BackendUnavailableError(reason)
+    level = logging.WARNING if name == "tensorrt" else logging.INFO
+    log.log(level, "TensorRT is not used (%s); running on ONNX Runtime", reason)
+    return create_backend(bundle, "onnxruntime", threads=threads)

@@ -1,0 +1,106 @@
+"""One localizer interface over every inference engine.
+
+An `InferenceBackend` only runs the bundle's graph: named float tensors in, named tensors out.
+Everything around it, the same for TensorRT, ONNX Runtime and PyTorch, lives in `Localizer`:
+the camera frame -> image tensor rule (core.preprocess), the audio window -> log-mel front-end
+(core.features), and the outputs -> a [0, 1] heatmap and a binary mask. So the three backends can
+only differ in the graph's arithmetic, which the parity tests bound.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import numpy as np
+
+from soundloc_ros.core.bundle import ModelBundle, OutputSpec
+from soundloc_ros.core.features import compute_features
+from soundloc_ros.core.postprocess import check_finite
+from soundloc_ros.core.preprocess import image_tensor
+
+
+class BackendUnavailableError(RuntimeError):
+    """This backend cannot run here; the message says what is missing and what to do."""
+
+
+class InferenceBackend(abc.ABC):
+    """Runs the bundle's graph. Inputs and outputs are keyed by the bundle's tensor names."""
+
+    name: str = "?"
+
+    def __init__(self, bundle: ModelBundle) -> None:
+        self.bundle = bundle
+
+    @property
+    def description(self) -> str:
+        """What actually runs (engine, device, precision): reported in /diagnostics."""
+        return self.name
+
+    @abc.abstractmethod
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One inference; returns every output the bundle declares, as float32 arrays."""
+
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing that needs releasing
+        """Release engines and device memory (idempotent)."""
+
+
+def output_names(bundle: ModelBundle) -> list[str]:
+    names = [bundle.heatmap.tensor.name]
+    if bundle.mask is not None:
+        names.append(bundle.mask.tensor.name)
+    return names
+
+
+def as_probability(values: np.ndarray, spec: OutputSpec) -> np.ndarray:
+    """A raw output map [1, 1, h, w] -> [h, w] float32 in [0, 1], per the bundle's `values`."""
+    plane = np.asarray(values, dtype=np.float32).reshape(spec.tensor.shape[2:])  # [h, w]
+    check_finite(plane, spec.tensor.name)
+    if spec.values == "logit":
+        plane = 0.5 * (1.0 + np.tanh(0.5 * plane))  # sigmoid without overflow warnings
+    return np.clip(plane, 0.0, 1.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Localization:
+    """The model's answer at its own resolution: heatmap in [0, 1], mask True where sounding."""
+
+    heatmap: np.ndarray  # [h, w] float32
+    mask: np.ndarray  # [h, w] bool
+
+
+class Localizer:
+    """uint8 camera frame + mono audio window -> Localization, on any backend."""
+
+    def __init__(self, backend: InferenceBackend, mask_threshold: float = 0.5) -> None:
+        if not 0.0 < mask_threshold < 1.0:
+            raise ValueError(f"mask_threshold must be in (0, 1); got {mask_threshold}")
+        self.backend = backend
+        self.bundle = backend.bundle
+        self.mask_threshold = mask_threshold
+
+    def inputs(
+        self, rgb: np.ndarray, samples: np.ndarray, sample_rate: int
+    ) -> dict[str, np.ndarray]:
+        """The graph inputs for one frame and its audio window (float samples in [-1, 1])."""
+        bundle = self.bundle
+        audio = compute_features(samples, sample_rate, bundle.audio_frontend)  # [n_mels, n_frames]
+        return {
+            bundle.image.tensor.name: image_tensor(rgb, bundle.image),  # [1, 3, H, W]
+            bundle.audio.name: audio[None, None],  # [1, 1, n_mels, n_frames]
+        }
+
+    def outputs(self, raw: dict[str, np.ndarray]) -> Localization:
+        """Raw outputs -> heatmap and mask (the thresholded heatmap when there is no mask head)."""
+        heatmap = as_probability(raw[self.bundle.heatmap.tensor.name], self.bundle.heatmap)
+        if self.bundle.mask is not None:
+            mask = as_probability(raw[self.bundle.mask.tensor.name], self.bundle.mask) >= 0.5
+        else:
+            mask = heatmap >= self.mask_threshold
+        return Localization(heatmap=heatmap, mask=mask)
+
+    def localize(self, rgb: np.ndarray, samples: np.ndarray, sample_rate: int) -> Localization:
+        return self.outputs(self.backend.run(self.inputs(rgb, samples, sample_rate)))
+
+    def close(self) -> None:
+        self.backend.close()
