@@ -2,7 +2,7 @@
 VENV   := .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: setup test lint demo bench lock results
+.PHONY: setup test lint demo bench bundle lock results
 
 setup:
 	bash scripts/setup.sh
@@ -17,8 +17,16 @@ test: lint
 demo: setup
 	$(PYTHON) scripts/demo.py
 
-bench: setup
+bench: bundle
 	$(PYTHON) benchmarks/run_all.py
+
+# The default model bundle, exported from the committed TuxAV baseline checkpoint.
+BUNDLE := bundles/default
+bundle: setup
+	@$(MAKE) --no-print-directory $(BUNDLE)/bundle.json
+
+$(BUNDLE)/bundle.json: models/tuxav_baseline.pt
+	$(VENV)/bin/soundloc-export --checkpoint $< --out $(BUNDLE)
 
 # Re-resolve the full pinned set after editing requirements/dev.txt.
 lock: setup

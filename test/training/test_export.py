@@ -1,0 +1,161 @@
+"""Checkpoint -> bundle -> every backend gives the training model's answer, on real frames."""
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper
+from soundloc_training.checkpoints import load_model
+from soundloc_training.config import TrainConfig
+from soundloc_training.data import load_table
+from soundloc_training.export import PARITY_TOLERANCE, export_bundle, main
+from soundloc_training.onnx_compat import tensorrt_problems
+from soundloc_training.train import run
+
+from soundloc_ros.core.backends import Localizer, create_backend
+from soundloc_ros.core.bundle import load_bundle
+from soundloc_ros.core.preprocess import normalize_images
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_synthav, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export_run")
+    config = TrainConfig(
+        data=f"synthav:{tiny_synthav}",
+        out_dir=str(out / "run"),
+        image_size=128,
+        batch_size=48,
+        epochs=1,
+        cache_dir=str(out / "cache"),
+        contact_sheet_frames=2,
+    )
+    run(config)
+    return out / "run" / "best.pt"
+
+
+@pytest.fixture(scope="module")
+def exported(checkpoint, tiny_synthav, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bundle") / "bundle"
+    bundle, differences = export_bundle(checkpoint, out, f"synthav:{tiny_synthav}", frames=6)
+    return bundle, differences
+
+
+def test_export_verifies_onnx_runtime_and_the_torch_program_against_pytorch(exported):
+    bundle, differences = exported
+    assert set(differences) == {"onnxruntime", "torch_program"}
+    assert max(differences.values()) <= PARITY_TOLERANCE
+    assert bundle.image.tensor.shape == (1, 3, 128, 128)
+    assert bundle.heatmap.tensor.shape == (1, 1, 8, 8) and bundle.heatmap.values == "logit"
+    assert load_bundle(bundle.directory).training["method"] == "baseline"
+
+
+def test_exported_graph_is_static_opset_17_and_tensorrt_10_3_clean(exported):
+    bundle, _ = exported
+    model_bytes = bundle.onnx_path.read_bytes()
+    assert tensorrt_problems(model_bytes) == []
+    model = onnx.load_from_string(model_bytes)
+    assert {o.domain for o in model.opset_import} <= {"", "ai.onnx"}
+    assert not {"STFT", "DFT", "Einsum", "Shape"} & {n.op_type for n in model.graph.node}
+
+
+def _graph(node, inputs, outputs, opset=17):
+    graph = helper.make_graph([node], "g", inputs, outputs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def _tensor(name, shape):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+@pytest.mark.parametrize(
+    ("model", "complaint"),
+    [
+        (
+            _graph(
+                helper.make_node("Relu", ["x"], ["y"]),
+                [_tensor("x", ["batch", 4])],
+                [_tensor("y", ["batch", 4])],
+            ),
+            "dynamic shape",
+        ),
+        (
+            _graph(
+                helper.make_node("Relu", ["x"], ["y"]),
+                [_tensor("x", [1, 4])],
+                [_tensor("y", [1, 4])],
+                opset=18,
+            ),
+            "opset 18",
+        ),
+        (
+            _graph(
+                helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="cubic"),
+                [_tensor("x", [1, 1, 4, 4]), _tensor("scales", [4])],
+                [_tensor("y", [1, 1, 8, 8])],
+            ),
+            "mode 'cubic'",
+        ),
+        (
+            _graph(
+                helper.make_node("DFT", ["x"], ["y"]),
+                [_tensor("x", [1, 16, 1])],
+                [_tensor("y", [1, 16, 2])],
+            ),
+            "DFT is not supported",
+        ),
+        (
+            _graph(
+                helper.make_node("Reshape", ["x", "shape"], ["y"]),
+                [
+                    _tensor("x", [2, 2]),
+                    helper.make_tensor_value_info("shape", TensorProto.INT64, [1]),
+                ],
+                [_tensor("y", [4])],
+            ),
+            "input 1 must be a constant",
+        ),
+    ],
+    ids=["dynamic", "opset", "cubic-resize", "dft", "computed-shape"],
+)
+def test_the_tensorrt_check_names_what_jetson_would_reject(model, complaint):
+    problems = tensorrt_problems(model)
+    assert any(complaint in p for p in problems), problems
+
+
+def test_every_backend_gives_the_training_models_heatmap(exported, checkpoint, tiny_synthav):
+    """Raw frames and waveforms through the runtime == training's pipeline through PyTorch."""
+    bundle, _ = exported
+    model, config = load_model(checkpoint)
+    table = load_table(f"synthav:{tiny_synthav}", "val", 128, config.audio_frontend, limit=5)
+    backbone = model.backbone
+    rate = config.audio_frontend.sample_rate
+    localizers = {
+        name: Localizer(create_backend(bundle, name)) for name in ("onnxruntime", "torch")
+    }
+    for i in range(len(table)):
+        image = torch.from_numpy(
+            normalize_images(table.images[i : i + 1], backbone.mean, backbone.std)
+        )
+        logmel = torch.from_numpy(table.features(i, config.audio_frontend)[None])
+        with torch.no_grad():
+            similarity = model(image, logmel)[0, 0].numpy()  # [h, w]
+        expected = 1 / (1 + np.exp(-similarity / config.tau))  # sigmoid(similarity / tau)
+        start, end = np.round(table.windows[i] * rate).astype(int)
+        samples = table.clip_audio[table.clip_ids[i]][max(0, start) : end]
+        for name, localizer in localizers.items():
+            result = localizer.localize(table.images[i], samples, rate)
+            np.testing.assert_allclose(result.heatmap, expected, atol=2e-5, err_msg=name)
+
+
+def test_cli_reports_what_it_wrote_and_refuses_a_missing_checkpoint(
+    checkpoint, tiny_synthav, tmp_path, capsys
+):
+    assert main(["--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "b")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    args = ["--checkpoint", str(checkpoint), "--out", str(tmp_path / "b"), "--frames", "2"]
+    assert main([*args, "--data", f"synthav:{tiny_synthav}"]) == 0
+    assert "max |difference| to PyTorch: onnxruntime" in capsys.readouterr().out
+    with torch.no_grad():
+        assert load_bundle(tmp_path / "b").onnx_sha256
