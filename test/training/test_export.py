@@ -8,11 +8,11 @@ from onnx import TensorProto, helper
 from soundloc_training.checkpoints import load_model
 from soundloc_training.config import TrainConfig
 from soundloc_training.data import load_table
-from soundloc_training.export import PARITY_TOLERANCE, export_bundle, main
+from soundloc_training.export import PARITY_TOLERANCE, export_bundle, main, model_inputs
 from soundloc_training.onnx_compat import tensorrt_problems
 from soundloc_training.train import run
 
-from soundloc_ros.core.backends import Localizer, create_backend
+from soundloc_ros.core.backends import Localizer, create_backend, tensorrt
 from soundloc_ros.core.bundle import load_bundle
 from soundloc_ros.core.preprocess import normalize_images
 
@@ -159,3 +159,22 @@ def test_cli_reports_what_it_wrote_and_refuses_a_missing_checkpoint(
     assert "max |difference| to PyTorch: onnxruntime" in capsys.readouterr().out
     with torch.no_grad():
         assert load_bundle(tmp_path / "b").onnx_sha256
+
+
+@pytest.mark.skipif(
+    tensorrt.unavailable_reason() is not None,
+    reason=f"needs a GPU with TensorRT: {tensorrt.unavailable_reason()}",
+)
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_tensorrt_engine_agrees_with_onnx_runtime(exported, tiny_synthav, tmp_path, precision):
+    bundle, _ = exported
+    reference = Localizer(create_backend(bundle, "onnxruntime"))
+    engine = Localizer(create_backend(bundle, "tensorrt", str(tmp_path), precision, fallback=False))
+    table = load_table(f"synthav:{tiny_synthav}", "val", 128, bundle.audio_frontend, limit=4)
+    tolerance = 1e-3 if engine.backend.precision == "fp32" else 2e-2
+    for i in range(len(table)):
+        inputs = model_inputs(table, bundle, i)
+        expected = reference.outputs(reference.backend.run(inputs)).heatmap
+        actual = engine.outputs(engine.backend.run(inputs)).heatmap
+        np.testing.assert_allclose(actual, expected, atol=tolerance)
+    engine.close()
