@@ -233,3 +233,16 @@ def compute_features(samples: np.ndarray, sample_rate: int, config: LogMelConfig
     waveform = np.clip(waveform.astype(np.float64), -1.0, 1.0)
     waveform = resample(waveform, sample_rate, config.sample_rate)
     return log_mel(fit_to_length(waveform, config.n_samples), config)
+
+
+def level_dbfs(samples: np.ndarray) -> float:
+    """RMS level of a float window in dB relative to full scale (-inf for digital silence).
+
+    The node's no-sound decision compares this with a threshold before any inference: a
+    localizer always finds *some* best-matching pixels, even in silence.
+    """
+    waveform = np.asarray(samples, dtype=np.float64)
+    if waveform.size == 0:
+        return float("-inf")
+    rms = float(np.sqrt(np.mean(waveform**2)))
+    return 20.0 * math.log10(rms) if rms > 0 else float("-inf")
