@@ -27,6 +27,7 @@ setup(
     entry_points={
         "console_scripts": [
             "soundloc_bundle = soundloc_ros.bundle_cli:main",
+            "soundloc_node = soundloc_ros.ros.localizer_node:main",
         ],
     },
 )

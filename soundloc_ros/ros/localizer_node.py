@@ -1,0 +1,372 @@
+"""`soundloc_node`: camera frames + microphone audio in; heatmap, mask, overlay, bearing out.
+
+A plain (not lifecycle) node: everything it needs is ready when the constructor returns (bundle
+loaded, backend and engine prepared), so a launch file or `ros2 run` is all a robot needs, and
+there is no second state machine for users to drive. A missing or broken bundle does not kill
+it: the node reports the problem on /diagnostics and in the log, and retries every few seconds.
+
+Threads: subscription callbacks only hand messages to the core FrameScheduler (pairing, bounded
+queues); one inference thread takes paired frames, runs the localizer and publishes. All logic
+that needs no ROS lives in soundloc_ros.core and is tested there.
+
+No-sound: when the audio window is quieter than `silence_threshold_db`, the heatmap and mask are
+published all zero (still with the frame's header, so consumers see the frame was processed),
+no bearing is published, and the Marker is deleted. Consumers that threshold the heatmap thus
+never see a source in silence.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+
+import numpy as np
+import rclpy
+from audio_common_msgs.msg import AudioDataStamped, AudioInfo
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Point, Vector3Stamped
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.node import Node
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+from sensor_msgs.msg import CameraInfo, Image
+from visualization_msgs.msg import Marker
+
+from soundloc_ros.core.backends import Localizer, create_backend
+from soundloc_ros.core.bundle import BundleError, load_bundle
+from soundloc_ros.core.features import level_dbfs
+from soundloc_ros.core.image_codec import to_rgb8
+from soundloc_ros.core.pairing import FrameScheduler, PairedFrame, PairingConfig
+from soundloc_ros.core.pcm import AudioStreamFormat, PcmFormatError, downmix, pcm_to_float
+from soundloc_ros.core.postprocess import bearing_from_pixel, overlay, peak_pixel, resize_bilinear
+from soundloc_ros.ros.conversions import (
+    audio_to_numpy,
+    image_to_numpy,
+    numpy_to_image,
+    stream_format_from_info,
+)
+from soundloc_ros.ros.parameters import SPECS, check_choice, descriptor
+
+LATCHED = QoSProfile(
+    depth=1,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+RETRY_BUNDLE_S = 5.0
+ERROR_THROTTLE_S = 5.0
+
+
+def stamp_seconds(header) -> float:
+    return header.stamp.sec + header.stamp.nanosec * 1e-9
+
+
+def input_qos(name: str, depth: int) -> QoSProfile:
+    if name == "sensor_data":
+        return QoSProfile(
+            depth=depth,
+            history=HistoryPolicy.KEEP_LAST,
+            reliability=qos_profile_sensor_data.reliability,
+            durability=qos_profile_sensor_data.durability,
+        )
+    if name == "reliable":
+        return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+    return QoSProfile(depth=depth)
+
+
+class LocalizerNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("soundloc", **kwargs)
+        for name, spec in SPECS.items():
+            self.declare_parameter(name, spec.default, descriptor(name, spec))
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self.drops: Counter[str] = Counter()
+        self.published = 0
+        self.latencies_ms: deque[float] = deque(maxlen=1000)
+        self.coverage: deque[float] = deque(maxlen=300)
+        self.localizer: Localizer | None = None
+        self.model_error = ""
+        self.camera_matrix: np.ndarray | None = None
+        self._camera_size = (0, 0)
+        self._last_error_log: dict[str, float] = {}
+        self._rates: Counter[str] = Counter()  # image, audio, published: this period
+
+        self.stream = AudioStreamFormat(
+            sample_rate=self.param("audio.sample_rate"),
+            channels=self.param("audio.channels"),
+            sample_format=self.param("audio.sample_format"),
+        )
+        self.stream_usable = True
+        self.scheduler = FrameScheduler(self._pairing_config(), self.stream.sample_rate)
+
+        qos = self.param("input_qos")
+        self.create_subscription(Image, "image", self._on_image, input_qos(qos, 1))
+        self.create_subscription(AudioDataStamped, "audio", self._on_audio, input_qos(qos, 50))
+        self.create_subscription(AudioInfo, "audio_info", self._on_audio_info, LATCHED)
+        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, input_qos(qos, 1))
+        self.heatmap_pub = self.create_publisher(Image, "~/heatmap", 5)
+        self.mask_pub = self.create_publisher(Image, "~/mask", 5)
+        self.overlay_pub = self.create_publisher(Image, "~/overlay", 5)
+        self.bearing_pub = self.create_publisher(Vector3Stamped, "~/bearing", 5)
+        self.marker_pub = self.create_publisher(Marker, "~/marker", 5)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 5)
+        self.create_timer(self.param("diagnostics_period"), self._publish_diagnostics)
+
+        self._load_model()
+        if self.localizer is None:
+            self._retry_timer = self.create_timer(RETRY_BUNDLE_S, self._retry_model)
+        self._running = True
+        self._worker = threading.Thread(target=self._inference_loop, daemon=True)
+        self._worker.start()
+
+    # --- parameters ---
+    def param(self, name: str):
+        return self.get_parameter(name).value
+
+    def _pairing_config(self) -> PairingConfig:
+        return PairingConfig(
+            window_s=1.0,  # replaced by the bundle's window once it is loaded
+            offset_s=self.param("audio_offset"),
+            deadline_s=self.param("audio_deadline"),
+            late_policy=self.param("late_policy"),
+            min_coverage=self.param("min_audio_coverage"),
+            max_ready=self.param("max_queued_frames"),
+        )
+
+    def _validate_parameters(self, parameters) -> SetParametersResult:
+        """Reject bad choices with the reason (ranges are enforced by rclpy from descriptors)."""
+        for parameter in parameters:
+            reason = check_choice(parameter.name, parameter.value)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+        config = self.scheduler.config
+        for parameter in parameters:  # plain attribute updates, read by the worker thread
+            if parameter.name == "audio_offset":
+                config.offset_s = parameter.value
+            elif parameter.name == "audio_deadline":
+                config.deadline_s = parameter.value
+            elif parameter.name == "late_policy":
+                config.late_policy = parameter.value
+            elif parameter.name == "min_audio_coverage":
+                config.min_coverage = parameter.value
+            elif parameter.name == "mask_threshold" and self.localizer is not None:
+                self.localizer.mask_threshold = parameter.value
+        return SetParametersResult(successful=True)
+
+    # --- model ---
+    def _load_model(self) -> None:
+        path = self.param("bundle")
+        try:
+            if not path:
+                raise BundleError("parameter 'bundle' is empty: set it to a model bundle directory")
+            bundle = load_bundle(path)
+            backend = create_backend(
+                bundle,
+                self.param("backend"),
+                self.param("engine_cache_dir"),
+                self.param("precision"),
+                fallback=self.param("tensorrt_fallback"),
+                threads=self.param("threads"),
+            )
+        except (BundleError, OSError, RuntimeError) as error:
+            self.model_error = str(error)
+            self.get_logger().error(
+                f"no model loaded: {error} (retrying every {RETRY_BUNDLE_S:.0f} s)"
+            )
+            return
+        self.scheduler.config.window_s = bundle.audio_frontend.window_seconds
+        self.localizer = Localizer(backend, mask_threshold=self.param("mask_threshold"))
+        self.model_error = ""
+        self.get_logger().info(f"loaded {path} on {backend.description}")
+
+    def _retry_model(self) -> None:
+        if self.localizer is None:
+            self._load_model()
+        if self.localizer is not None:
+            self._retry_timer.cancel()
+
+    # --- inputs (callbacks: cheap, no decoding) ---
+    def _on_image(self, msg: Image) -> None:
+        self._rates["image"] += 1
+        try:  # decoded here so a bad frame is reported at once, not after waiting for audio
+            rgb = to_rgb8(image_to_numpy(msg), msg.encoding)
+        except ValueError as error:
+            self.drops["bad_image"] += 1
+            self._warn("bad_image", f"image refused: {error}")
+            return
+        if not self.scheduler.add_frame(stamp_seconds(msg.header), (msg.header, rgb)):
+            self._warn("time_jump", "image stamps jumped backwards (bag loop?): queue reset")
+
+    def _on_audio(self, msg: AudioDataStamped) -> None:
+        self._rates["audio"] += 1
+        if not self.stream_usable:
+            self.drops["audio_unusable_format"] += 1
+            return
+        try:
+            samples = downmix(pcm_to_float(audio_to_numpy(msg, self.stream)))
+        except (PcmFormatError, ValueError) as error:
+            self.drops["bad_audio"] += 1
+            self._warn("bad_audio", f"audio chunk refused: {error}")
+            return
+        if samples.size == 0:
+            self.drops["empty_audio"] += 1
+            self._warn("empty_audio", "an audio chunk carried no samples; ignored")
+            return
+        event = self.scheduler.add_audio(stamp_seconds(msg.header), samples)
+        if event.value == "reset":
+            self._warn("audio_reset", "audio stamps jumped (bag loop or clock reset): buffer reset")
+
+    def _on_audio_info(self, msg: AudioInfo) -> None:
+        try:
+            stream = stream_format_from_info(msg)
+        except (PcmFormatError, ValueError) as error:
+            self.stream_usable = False
+            self._warn("audio_info", f"audio_info refused, audio ignored until it changes: {error}")
+            return
+        self.stream_usable = True
+        if stream != self.stream:
+            self.get_logger().info(f"audio format from audio_info: {stream}")
+            if stream.sample_rate != self.stream.sample_rate:
+                self.scheduler.reset_audio(stream.sample_rate)
+            self.stream = stream
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self.camera_matrix = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
+        self._camera_size = (msg.height, msg.width)
+
+    # --- inference thread ---
+    def _inference_loop(self) -> None:
+        while self._running:
+            paired = self.scheduler.next_frame(timeout_s=0.1)
+            if paired is None or self.localizer is None:
+                continue
+            try:
+                self._process(paired)
+            except Exception as error:  # one bad frame must not stop the node
+                self.drops["processing_error"] += 1
+                self._warn("processing_error", f"frame dropped: {type(error).__name__}: {error}")
+
+    def _process(self, paired: PairedFrame) -> None:
+        header, rgb = paired.payload
+        self.coverage.append(paired.audio.coverage)
+        height, width = rgb.shape[:2]
+        silent = level_dbfs(paired.audio.samples) < self.param("silence_threshold_db")
+        if silent:
+            heatmap = np.zeros((height, width), np.float32)
+            mask = np.zeros((height, width), bool)
+        else:
+            result = self.localizer.localize(rgb, paired.audio.samples, self.stream.sample_rate)
+            heatmap = resize_bilinear(result.heatmap, height, width)
+            mask = heatmap >= self.localizer.mask_threshold
+            if self.localizer.bundle.mask is not None:
+                mask = resize_bilinear(result.mask.astype(np.float32), height, width) >= 0.5
+        self._publish(header, rgb, heatmap, mask, None if silent else result.heatmap)
+        self.published += 1
+        self._rates["published"] += 1
+        self.latencies_ms.append((time.monotonic() - paired.arrival_s) * 1e3)
+
+    def _publish(self, header, rgb, heatmap, mask, model_map) -> None:
+        self.heatmap_pub.publish(numpy_to_image(heatmap, "32FC1", header))
+        self.mask_pub.publish(numpy_to_image(mask.astype(np.uint8) * 255, "mono8", header))
+        if self.overlay_pub.get_subscription_count() > 0:
+            blended = overlay(rgb, heatmap, self.param("overlay_alpha"))
+            self.overlay_pub.publish(numpy_to_image(blended[..., ::-1], "bgr8", header))
+        marker = Marker(header=header, ns="soundloc", id=0)
+        if model_map is None or self.camera_matrix is None:
+            marker.action = Marker.DELETE
+            self.marker_pub.publish(marker)
+            return
+        height, width = self._camera_size if all(self._camera_size) else rgb.shape[:2]
+        u, v = peak_pixel(model_map, height, width)  # in CameraInfo pixels (binning-safe)
+        direction = bearing_from_pixel(u, v, self.camera_matrix)
+        bearing = Vector3Stamped(header=header)
+        bearing.vector.x, bearing.vector.y, bearing.vector.z = (float(c) for c in direction)
+        self.bearing_pub.publish(bearing)
+        marker.type, marker.action = Marker.ARROW, Marker.ADD
+        marker.points = [
+            Point(),
+            Point(x=float(direction[0]), y=float(direction[1]), z=float(direction[2])),
+        ]
+        marker.scale.x, marker.scale.y, marker.scale.z = 0.02, 0.04, 0.06
+        marker.color.r, marker.color.a = 1.0, 1.0
+        self.marker_pub.publish(marker)
+
+    # --- diagnostics and logging ---
+    def _warn(self, key: str, text: str) -> None:
+        """Log an input problem at most every few seconds per kind (they come at frame rate)."""
+        now = time.monotonic()
+        if now - self._last_error_log.get(key, -1e9) >= ERROR_THROTTLE_S:
+            self._last_error_log[key] = now
+            self.get_logger().error(text)
+
+    def diagnostics(self) -> DiagnosticStatus:
+        period = self.param("diagnostics_period")
+        drops = self.drops + self.scheduler.drops
+        values = {
+            "backend": self.localizer.backend.description if self.localizer else "none",
+            "image_rate_hz": f"{self._rates['image'] / period:.1f}",
+            "audio_chunk_rate_hz": f"{self._rates['audio'] / period:.1f}",
+            "output_rate_hz": f"{self._rates['published'] / period:.1f}",
+            "published_total": str(self.published),
+            "audio_coverage_mean": f"{np.mean(self.coverage):.3f}" if self.coverage else "n/a",
+            **{f"drops.{reason}": str(count) for reason, count in sorted(drops.items())},
+        }
+        if self.latencies_ms:
+            p50, p95, p99 = np.percentile(self.latencies_ms, [50, 95, 99])
+            values.update(
+                latency_p50_ms=f"{p50:.1f}",
+                latency_p95_ms=f"{p95:.1f}",
+                latency_p99_ms=f"{p99:.1f}",
+            )
+        if self.localizer is None:
+            level, message = DiagnosticStatus.ERROR, f"no model: {self.model_error}"
+        elif not self.stream_usable:
+            level, message = DiagnosticStatus.ERROR, "audio format unusable (see log)"
+        elif self._rates["image"] == 0 or self._rates["audio"] == 0:
+            level, message = DiagnosticStatus.WARN, "waiting for image and audio"
+        else:
+            level, message = DiagnosticStatus.OK, "localizing"
+        return DiagnosticStatus(
+            level=level,
+            name="soundloc: localizer",
+            message=message,
+            hardware_id=self.get_fully_qualified_name(),
+            values=[KeyValue(key=k, value=v) for k, v in values.items()],
+        )
+
+    def _publish_diagnostics(self) -> None:
+        status = self.diagnostics()
+        self._rates = Counter()  # rates are per diagnostics period
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(array)
+
+    def destroy_node(self) -> None:
+        self._running = False
+        self.scheduler.close()
+        self._worker.join(timeout=2.0)
+        if self.localizer is not None:
+            self.localizer.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = LocalizerNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

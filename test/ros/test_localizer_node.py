@@ -1,0 +1,286 @@
+"""soundloc_node over real DDS: TuxAV frames and their audio played as a camera and a microphone.
+
+The node runs in this process with its own inference thread; a driver node publishes frames,
+camera info and 20 ms audio chunks with realistic, jittered stamps (media time runs 10x faster
+than wall time) and collects every output.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+pytest.importorskip(
+    "soundloc_training", reason="exporting the test bundle needs the training package"
+)
+
+from audio_common_msgs.msg import AudioDataStamped, AudioInfo
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Vector3Stamped
+from sensor_msgs.msg import CameraInfo, Image
+from soundloc_training.datasets.tuxav import make_clip
+from soundloc_training.export import export_bundle
+from std_msgs.msg import Header
+from visualization_msgs.msg import Marker
+
+from soundloc_ros.core.pcm import AudioStreamFormat, float_to_pcm
+from soundloc_ros.ros.conversions import (
+    image_to_numpy,
+    info_from_stream_format,
+    numpy_to_audio,
+    numpy_to_image,
+)
+from soundloc_ros.ros.localizer_node import LocalizerNode
+
+RATE, CHUNK = 16000, 320  # 20 ms chunks
+FRAME_ID = "camera_optical_frame"
+T0 = 1_700_000_000.0
+OUTPUTS = ("heatmap", "mask", "bearing", "marker", "overlay", "diagnostics")
+CLASSES = (0, 20, 40, 60)  # frog, grasshopper, sheep_lamb, beaver; clip 50 (never trained on)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bundle") / "tuxav_baseline"
+    export_bundle("models/tuxav_baseline.pt", out, frames=2)
+    return out
+
+
+@pytest.fixture(scope="module")
+def clips():
+    return [make_clip(0, c, 50) for c in CLASSES]
+
+
+def header_at(stamp_s: float) -> Header:
+    header = Header(frame_id=FRAME_ID)
+    header.stamp.sec = int(stamp_s)
+    header.stamp.nanosec = round((stamp_s - int(stamp_s)) * 1e9)
+    return header
+
+
+def key(header: Header) -> tuple[int, int, str]:
+    return (header.stamp.sec, header.stamp.nanosec, header.frame_id)
+
+
+@dataclass
+class Rig:
+    """The camera, microphone and listener on the other side of DDS."""
+
+    node: object
+    outputs: dict = field(default_factory=lambda: {n: [] for n in OUTPUTS})
+
+    def __post_init__(self):
+        n = self.node
+        self.image = n.create_publisher(Image, "image", 10)
+        self.camera_info = n.create_publisher(CameraInfo, "camera_info", 10)
+        self.audio = n.create_publisher(AudioDataStamped, "audio", 100)
+        self.audio_info = n.create_publisher(AudioInfo, "audio_info", LATCHED)
+        for name, kind in (("heatmap", Image), ("mask", Image), ("bearing", Vector3Stamped),
+                           ("marker", Marker), ("overlay", Image)):  # fmt: skip
+            n.create_subscription(kind, f"/soundloc/{name}", self.outputs[name].append, 50)
+        n.create_subscription(
+            DiagnosticArray, "/diagnostics", self.outputs["diagnostics"].append, 10
+        )
+
+
+@pytest.fixture
+def system(ros_context, bundle_dir):
+    """(localizer node, rig, executor, stream): the TuxAV baseline on ONNX Runtime."""
+    localizer = LocalizerNode(
+        context=ros_context,
+        parameter_overrides=[
+            Parameter("bundle", value=str(bundle_dir)),
+            Parameter("backend", value="onnxruntime"),
+            Parameter("input_qos", value="reliable"),  # the test must not lose frames to QoS
+            Parameter("max_queued_frames", value=30),
+            Parameter("audio_deadline", value=2.0),
+            Parameter("diagnostics_period", value=0.2),
+        ],
+    )
+    import rclpy
+
+    rig = Rig(rclpy.create_node("rig", context=ros_context))
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(localizer)
+    executor.add_node(rig.node)
+    stream = AudioStreamFormat(sample_rate=RATE, channels=1, sample_format="S16LE")
+    rig.audio_info.publish(info_from_stream_format(stream))
+    yield localizer, rig, executor, stream
+    executor.shutdown()
+    localizer.destroy_node()
+    rig.node.destroy_node()
+
+
+def spin_for(executor, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        executor.spin_once(timeout_sec=0.005)
+
+
+def spin_until(executor, predicate, timeout_s: float = 20.0) -> bool:
+    end = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > end:
+            return False
+        executor.spin_once(timeout_sec=0.01)
+    return True
+
+
+def camera_info_for(image: np.ndarray) -> CameraInfo:
+    height, width = image.shape[:2]
+    info = CameraInfo(height=height, width=width)
+    info.k = [200.0, 0.0, width / 2 - 0.5, 0.0, 200.0, height / 2 - 0.5, 0.0, 0.0, 1.0]
+    return info
+
+
+def play(system, clips, silent=False, start_s=T0, speed=10.0):
+    """Publish clips back to back as they would arrive: chunks after their last sample, frames
+    shortly after their stamp. Returns {output key: (clip, frame index)} for every frame sent."""
+    _, rig, executor, stream = system
+    rng = np.random.default_rng(1)
+    events, sent = [], {}
+    for j, clip in enumerate(clips):
+        clip_start = start_s + 5.0 * j
+        audio = np.zeros_like(clip.audio) if silent else clip.audio
+        for i in range(0, len(audio), CHUNK):
+            stamp = clip_start + i / RATE + rng.uniform(-0.002, 0.002)  # driver stamp jitter
+            events.append((stamp + CHUNK / RATE + 0.003, "audio", stamp, audio[i : i + CHUNK]))
+        for k in range(5):
+            stamp = clip_start + k + 1.0  # frame k pairs with second k of the clip's audio
+            events.append((stamp + 0.008, "image", stamp, clip.frames[k]))
+            sent[(int(stamp), round((stamp - int(stamp)) * 1e9), FRAME_ID)] = (j, k)
+    events.sort(key=lambda e: e[0])
+    wall0, media0 = time.monotonic(), events[0][0]
+    for arrival, kind, stamp, payload in events:
+        while time.monotonic() - wall0 < (arrival - media0) / speed:
+            executor.spin_once(timeout_sec=0.001)
+        header = header_at(stamp)
+        if kind == "audio":
+            pcm = float_to_pcm(payload[:, None], "S16LE")
+            rig.audio.publish(numpy_to_audio(pcm, stream, header))
+        else:
+            rig.camera_info.publish(CameraInfo(header=header, **_info_fields(payload)))
+            rig.image.publish(numpy_to_image(payload, "rgb8", header))
+    return sent
+
+
+def _info_fields(image):
+    info = camera_info_for(image)
+    return {"height": info.height, "width": info.width, "k": info.k}
+
+
+def test_outputs_carry_the_frame_header_and_the_peak_finds_the_sounding_object(system, clips):
+    localizer, rig, executor, _ = system
+    sent = play(system, clips)
+    outputs = rig.outputs
+    assert spin_until(executor, lambda: len(outputs["heatmap"]) >= len(sent)), localizer.drops
+    spin_for(executor, 0.3)
+    for name in ("heatmap", "mask", "bearing", "marker"):
+        assert {key(m.header) for m in outputs[name]} <= set(sent), name
+    assert {key(m.header) for m in outputs["heatmap"]} == set(sent)
+    hits = 0
+    for message in outputs["heatmap"]:
+        j, k = sent[key(message.header)]
+        heatmap = image_to_numpy(message)
+        assert message.encoding == "32FC1" and heatmap.shape == (224, 224)
+        assert heatmap.min() >= 0.0 and heatmap.max() <= 1.0
+        v, u = np.unravel_index(np.argmax(heatmap), heatmap.shape)
+        hits += bool(clips[j].masks[k][v, u])
+    assert hits / len(sent) >= 0.6, f"peak inside the sounding object on {hits}/{len(sent)} frames"
+    masks = [image_to_numpy(m) for m in outputs["mask"]]
+    assert all(m.dtype == np.uint8 and set(np.unique(m)) <= {0, 255} for m in masks)
+    bearing = outputs["bearing"][0].vector
+    assert abs(np.linalg.norm([bearing.x, bearing.y, bearing.z]) - 1) < 1e-6 and bearing.z > 0
+    assert outputs["marker"][0].type == Marker.ARROW and outputs["marker"][0].action == Marker.ADD
+    overlay = outputs["overlay"][0]  # published because the rig subscribes to it
+    assert overlay.encoding == "bgr8" and key(overlay.header) in sent
+
+
+def test_silence_gives_the_no_sound_output(system, clips):
+    _, rig, executor, _ = system
+    sent = play(system, clips[:1], silent=True)
+    outputs = rig.outputs
+    assert spin_until(executor, lambda: len(outputs["heatmap"]) >= len(sent))
+    spin_for(executor, 0.3)
+    assert all(not image_to_numpy(m).any() for m in outputs["heatmap"])
+    assert all(not image_to_numpy(m).any() for m in outputs["mask"])
+    assert not outputs["bearing"]
+    assert outputs["marker"] and all(m.action == Marker.DELETE for m in outputs["marker"])
+
+
+def test_bad_input_is_reported_and_good_input_keeps_being_served(system, clips, capfd):
+    localizer, rig, executor, stream = system
+    frame = clips[0].frames[0]
+    yuv = Image(header=header_at(T0), height=2, width=2, encoding="yuv422", step=4, data=bytes(8))
+    rig.image.publish(yuv)
+    spin_for(executor, 0.2)  # the image subscription keeps only the newest frame
+    short = numpy_to_image(frame, "rgb8", header_at(T0 + 0.5))
+    short.data = bytes(short.data[:-10])  # a frame shorter than height * step
+    rig.image.publish(short)
+    spin_for(executor, 0.2)
+    rig.audio.publish(AudioDataStamped(header=header_at(T0)))  # empty chunk
+    rig.audio_info.publish(AudioInfo(channels=1, sample_rate=RATE, sample_format="S16LE",
+                                     coding_format="mp3"))  # fmt: skip
+    assert spin_until(executor, lambda: not localizer.stream_usable, 5.0)
+    rig.audio_info.publish(info_from_stream_format(stream))  # the microphone is fixed
+    assert spin_until(executor, lambda: localizer.stream_usable, 5.0)
+    sent = play(system, clips[:1], start_s=T0 + 100.0)
+    play(system, clips[1:2], start_s=T0 + 10.0)  # stamps went back 95 s: a bag loop
+    assert spin_until(executor, lambda: len(rig.outputs["heatmap"]) >= len(sent) + 3)
+    drops = localizer.drops + localizer.scheduler.drops
+    assert drops["bad_image"] == 2 and drops["empty_audio"] == 1, drops
+    assert drops["time_jump"] >= 1 or localizer.scheduler.audio_events["reset"] >= 1
+    errors = capfd.readouterr().err
+    assert "yuv422" in errors and "mp3" in errors and "no samples" in errors
+    spin_until(executor, lambda: rig.outputs["diagnostics"], 5.0)
+    status = rig.outputs["diagnostics"][-1].status[0]
+    values = {kv.key: kv.value for kv in status.values}
+    assert values["backend"].startswith("onnxruntime") and values["drops.bad_image"] == "2"
+
+
+def test_parameters_change_at_run_time_and_bad_values_are_refused(system, clips):
+    localizer, rig, executor, _ = system
+    areas = []
+    for threshold in (0.1, 0.95):
+        result = localizer.set_parameters([Parameter("mask_threshold", value=threshold)])[0]
+        assert result.successful
+        rig.outputs["mask"].clear()
+        play(system, clips[2:3], start_s=T0 + 1000.0 * threshold)
+        assert spin_until(executor, lambda: len(rig.outputs["mask"]) >= 5)
+        areas.append(np.mean([image_to_numpy(m).mean() / 255 for m in rig.outputs["mask"]]))
+    assert areas[0] > areas[1] + 0.2, areas
+    bad = [("late_policy", "wait"), ("mask_threshold", 1.5), ("backend", "torch")]
+    refused = localizer.set_parameters([Parameter(name, value=value) for name, value in bad])
+    assert [r.successful for r in refused] == [False, False, False]
+    assert "one of pad, drop" in refused[0].reason
+    assert localizer.get_parameter("backend").value == "onnxruntime"
+
+
+def test_a_missing_bundle_keeps_the_node_up_and_says_what_to_do(ros_context, tmp_path):
+    node = LocalizerNode(
+        context=ros_context, parameter_overrides=[Parameter("bundle", value=str(tmp_path / "x"))]
+    )
+    try:
+        assert node.localizer is None and "not a directory" in node.model_error
+        status = node.diagnostics()
+        assert status.level == status.ERROR and "soundloc-export" in status.message
+    finally:
+        node.destroy_node()
+
+
+def test_config_file_lists_every_parameter_with_its_default():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "write_node_config.py"
+    spec = importlib.util.spec_from_file_location("write_node_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = (path.parents[1] / "config" / "soundloc.yaml").read_text()
+    assert config == module.render(), "run scripts/write_node_config.py"
