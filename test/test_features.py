@@ -178,3 +178,12 @@ def test_from_dict_names_unknown_and_missing_keys():
     del values["hop_length"]
     with pytest.raises(FeatureConfigError, match="hop_length"):
         LogMelConfig.from_dict(values)
+
+
+def test_level_in_dbfs_for_full_scale_half_scale_and_silence():
+    from soundloc_ros.core.features import level_dbfs
+
+    t = np.arange(16000) / 16000
+    assert level_dbfs(np.sin(2 * np.pi * 440 * t)) == pytest.approx(-3.01, abs=0.01)
+    assert level_dbfs(0.5 * np.ones(100)) == pytest.approx(-6.02, abs=0.01)
+    assert level_dbfs(np.zeros(100)) == float("-inf") and level_dbfs(np.zeros(0)) == float("-inf")

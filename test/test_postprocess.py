@@ -100,3 +100,37 @@ def test_normalize_minmax_refuses_non_finite_and_counts_them():
         normalize_minmax(heatmap)
     with pytest.raises(ValueError, match="empty"):
         normalize_minmax(np.zeros((0,)))
+
+
+def test_peak_is_refined_between_cells_and_mapped_to_image_pixels():
+    from soundloc_ros.core.postprocess import peak_pixel
+
+    heatmap = np.zeros((4, 4))
+    heatmap[1, 2] = 1.0
+    u, v = peak_pixel(heatmap, 40, 80)  # cell (1, 2) covers x 40..60, y 10..20
+    assert (u, v) == pytest.approx((49.5, 14.5))
+    heatmap[1, 3] = 1.0  # an equal neighbour pulls the peak halfway toward it
+    u, _ = peak_pixel(heatmap, 40, 80)
+    assert u == pytest.approx(59.5)
+
+
+def test_bearing_points_through_the_pixel_with_the_camera_intrinsics():
+    from soundloc_ros.core.postprocess import bearing_from_pixel
+
+    k = np.array([[500.0, 0, 319.5], [0, 500.0, 239.5], [0, 0, 1]])
+    np.testing.assert_allclose(bearing_from_pixel(319.5, 239.5, k), [0, 0, 1])
+    right = bearing_from_pixel(819.5, 239.5, k)  # 500 px right of centre at f = 500: 45 degrees
+    np.testing.assert_allclose(right, [np.sqrt(0.5), 0, np.sqrt(0.5)])
+    with pytest.raises(ValueError, match="focal length"):
+        bearing_from_pixel(0, 0, np.zeros((3, 3)))
+
+
+def test_overlay_leaves_cold_pixels_alone_and_colours_hot_ones():
+    from soundloc_ros.core.postprocess import COLORMAP, overlay
+
+    rgb = np.full((2, 2, 3), 100, np.uint8)
+    heat = np.array([[0.0, 1.0], [0.0, 0.0]], np.float32)
+    out = overlay(rgb, heat, alpha=1.0)
+    np.testing.assert_array_equal(out[0, 0], [100, 100, 100])
+    np.testing.assert_array_equal(out[0, 1], COLORMAP[255])  # fully hot: the ramp's end, opaque
+    assert COLORMAP[255][0] > COLORMAP[255][2] and COLORMAP[0][2] > COLORMAP[0][0]  # red / blue
