@@ -17,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 from flops import graph_flops
-from machine import record, time_call
+from machine import record
 
 from soundloc_ros.core.backends import BackendUnavailableError, create_backend
 from soundloc_ros.core.backends.tensorrt import unavailable_reason
 from soundloc_ros.core.bundle import load_bundle
 
+BLOCKS = 6
 DEFAULT_BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "default"
 
 
@@ -45,8 +46,8 @@ def _timed(function) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
-    parser.add_argument("--repeats", type=int, default=200)
-    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=10, help="runs before each block")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if not (args.bundle / "bundle.json").is_file():
@@ -70,13 +71,32 @@ def main() -> None:
     }
     reason = unavailable_reason()
     names = ["onnxruntime", "torch"] + (["tensorrt"] if reason is None else [])
+    backends = {}
     for name in names:
         try:
-            backend = create_backend(bundle, name, fallback=False)
+            backends[name] = create_backend(bundle, name, fallback=False)
         except BackendUnavailableError as error:
             print(f"{name}: skipped ({error})")
-            continue
-        timing = time_call(lambda b=backend: b.run(inputs), args.repeats, args.warmup)
+    # alternating blocks: a slower moment of the machine weighs on every backend alike, while
+    # within a block a backend runs undisturbed (alternating single calls would let PyTorch's
+    # spinning OpenMP threads steal the cores from ONNX Runtime's next call)
+    samples_ms = {name: [] for name in backends}
+    block = max(1, args.repeats // BLOCKS)
+    for _ in range(BLOCKS):
+        for name, backend in backends.items():
+            for _ in range(args.warmup):
+                backend.run(inputs)
+            samples_ms[name] += [
+                _timed(lambda b=backend: b.run(inputs)) * 1e3 for _ in range(block)
+            ]
+    for name, backend in backends.items():
+        samples = np.asarray(samples_ms[name])
+        timing = {
+            "median_ms": float(np.median(samples)),
+            "p95_ms": float(np.percentile(samples, 95)),
+            "p99_ms": float(np.percentile(samples, 99)),
+            "mean_ms": float(samples.mean()),
+        }
         timing["throughput_hz"] = 1e3 / timing["mean_ms"]
         timing["achieved_gflops_per_s"] = total_flops / (timing["median_ms"] / 1e3) / 1e9
         timing["share_of_matmul_rate"] = timing["achieved_gflops_per_s"] * 1e9 / peak

@@ -77,6 +77,56 @@ def _preprocessing(result: dict) -> list[str]:
     return lines
 
 
+def _node_pipeline(result: dict) -> list[str]:
+    f = result["figures"]
+    per_frame = f["node_per_frame_ms"]
+    rss = f["node_rss_mb"]
+    return [
+        f"### QoS `{f['qos']}`, transport `{f['transport']}` (`benchmarks/node_pipeline.py "
+        f"--qos {f['qos']} --transport {f['transport']}`)",
+        "",
+        f"Machine: {_machine(result)}. {f['camera']}, {f['seconds']:.0f} s after warm-up; "
+        f"backend {f['backend']}.",
+        "",
+        "| figure | measured | target (DESIGN.md §7) |",
+        "|---|---|---|",
+        f"| heatmap rate | {f['output_rate_hz']:.1f} Hz ({f['heatmaps_received']} of "
+        f"{f['frames_sent']} frames) | >= 25 Hz |",
+        f"| frames reaching the node | {f['node_input_rates_hz']['image']:.1f} Hz "
+        "(last diagnostics period) | 30 Hz |",
+        f"| frame-to-heatmap latency p50 / p95 / p99 | {f['latency_ms']['p50']:.0f} / "
+        f"{f['latency_ms']['p95']:.0f} / {f['latency_ms']['p99']:.0f} ms | p95 <= 60 ms |",
+        f"| per frame: decode / processing / of which inference (p50) | "
+        f"{per_frame['decode_p50']:.1f} / {per_frame['processing_p50']:.1f} / "
+        f"{per_frame['inference_p50']:.1f} ms | |",
+        f"| non-inference share of per-frame work | "
+        f"{f['non_inference_share_of_frame_work']:.0%} | <= 15 % |",
+        f"| non-inference share of the 33 ms frame period | "
+        f"{f['non_inference_share_of_frame_period']:.0%} | |",
+        f"| node CPU | {f['node_cpu_cores']:.2f} cores | |",
+        f"| node RSS after warm-up -> end | {rss['after_warmup']:.1f} -> {rss['end']:.1f} MB "
+        f"({rss['growth']:+.1f} MB) | growth < 5 MB |",
+        f"| drops counted by the node | {f['node_drops_by_reason'] or 'none'} | |",
+        "",
+    ]
+
+
+def _node_section(results: list[dict]) -> list[str]:
+    lines = [
+        "## The node under camera load (`benchmarks/node_pipeline.py`)",
+        "",
+        "Camera, microphone and listener run in one process, the node in another, on the same",
+        "2 cores. With Fast DDS defaults, a 921 KB frame exceeds the 512 KB shared-memory",
+        "segment and travels as fragmented UDP, where best-effort delivery loses many frames under",
+        "load; the `large_shm` runs give every process `config/fastdds_large_messages.xml`",
+        "(16 MB segments).",
+        "",
+    ]
+    for result in results:
+        lines += _node_pipeline(result)
+    return lines
+
+
 SECTIONS = {"model_latency": _model_latency, "preprocessing": _preprocessing}
 
 
@@ -86,6 +136,10 @@ def render() -> str:
         path = RESULTS / f"{name}.json"
         if path.is_file():
             parts.append("\n".join(section(json.loads(path.read_text()))) + "\n")
+    node_runs = sorted(RESULTS.glob("node_pipeline_*.json"), reverse=True)  # large_shm first
+    if node_runs:
+        results = [json.loads(p.read_text()) for p in node_runs]
+        parts.append("\n".join(_node_section(results)) + "\n")
     return "\n".join(parts)
 
 

@@ -88,7 +88,10 @@ class LocalizerNode(Node):
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.drops: Counter[str] = Counter()
         self.published = 0
-        self.latencies_ms: deque[float] = deque(maxlen=1000)
+        self.latencies_ms: deque[float] = deque(maxlen=1000)  # frame arrival -> published
+        self.processing_ms: deque[float] = deque(maxlen=1000)  # inference thread, per frame
+        self.inference_ms: deque[float] = deque(maxlen=1000)  # the backend alone
+        self.decode_ms: deque[float] = deque(maxlen=1000)  # image callback decoding
         self.coverage: deque[float] = deque(maxlen=300)
         self.localizer: Localizer | None = None
         self.model_error = ""
@@ -194,12 +197,14 @@ class LocalizerNode(Node):
     # --- inputs (callbacks: cheap, no decoding) ---
     def _on_image(self, msg: Image) -> None:
         self._rates["image"] += 1
+        began = time.perf_counter()
         try:  # decoded here so a bad frame is reported at once, not after waiting for audio
             rgb = to_rgb8(image_to_numpy(msg), msg.encoding)
         except ValueError as error:
             self.drops["bad_image"] += 1
             self._warn("bad_image", f"image refused: {error}")
             return
+        self.decode_ms.append((time.perf_counter() - began) * 1e3)
         if not self.scheduler.add_frame(stamp_seconds(msg.header), (msg.header, rgb)):
             self._warn("time_jump", "image stamps jumped backwards (bag loop?): queue reset")
 
@@ -253,6 +258,7 @@ class LocalizerNode(Node):
                 self._warn("processing_error", f"frame dropped: {type(error).__name__}: {error}")
 
     def _process(self, paired: PairedFrame) -> None:
+        began = time.perf_counter()
         header, rgb = paired.payload
         self.coverage.append(paired.audio.coverage)
         height, width = rgb.shape[:2]
@@ -261,7 +267,11 @@ class LocalizerNode(Node):
             heatmap = np.zeros((height, width), np.float32)
             mask = np.zeros((height, width), bool)
         else:
-            result = self.localizer.localize(rgb, paired.audio.samples, self.stream.sample_rate)
+            inputs = self.localizer.inputs(rgb, paired.audio.samples, self.stream.sample_rate)
+            began = time.perf_counter()
+            raw = self.localizer.backend.run(inputs)
+            self.inference_ms.append((time.perf_counter() - began) * 1e3)
+            result = self.localizer.outputs(raw)
             heatmap = resize_bilinear(result.heatmap, height, width)
             mask = heatmap >= self.localizer.mask_threshold
             if self.localizer.bundle.mask is not None:
@@ -270,6 +280,7 @@ class LocalizerNode(Node):
         self.published += 1
         self._rates["published"] += 1
         self.latencies_ms.append((time.monotonic() - paired.arrival_s) * 1e3)
+        self.processing_ms.append((time.perf_counter() - began) * 1e3)
 
     def _publish(self, header, rgb, heatmap, mask, model_map) -> None:
         self.heatmap_pub.publish(numpy_to_image(heatmap, "32FC1", header))
@@ -324,6 +335,10 @@ class LocalizerNode(Node):
                 latency_p95_ms=f"{p95:.1f}",
                 latency_p99_ms=f"{p99:.1f}",
             )
+        for name, samples in (("processing", self.processing_ms), ("inference", self.inference_ms),
+                              ("decode", self.decode_ms)):  # fmt: skip
+            if samples:
+                values[f"{name}_p50_ms"] = f"{np.median(samples):.2f}"
         if self.localizer is None:
             level, message = DiagnosticStatus.ERROR, f"no model: {self.model_error}"
         elif not self.stream_usable:

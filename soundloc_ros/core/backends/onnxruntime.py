@@ -39,6 +39,9 @@ class OnnxRuntimeBackend(InferenceBackend):
             ) from None
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
+        # idle worker threads sleep instead of spinning: on a robot the cores are shared with
+        # the camera driver and the rest of the stack, where spinning only burns their time
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         providers = select_providers(onnxruntime.get_available_providers(), use_gpu)
         try:
