@@ -28,6 +28,7 @@ setup(
         "console_scripts": [
             "soundloc_bundle = soundloc_ros.bundle_cli:main",
             "soundloc_node = soundloc_ros.ros.localizer_node:main",
+            "soundloc_capture = soundloc_ros.ros.capture_node:main",
         ],
     },
 )

@@ -9,9 +9,10 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv="$repo/.venv"
 python_bin=${PYTHON:-python3}
-# libportaudio2: sounddevice; cmake, g++: the interface build; tuxpaint-stamps-default and
-# mate-backgrounds: the photos and sounds TuxAV is generated from (GPL: never committed)
-apt_packages=(libportaudio2 cmake g++ make tuxpaint-stamps-default mate-backgrounds)
+# libportaudio2: sounddevice; jackd2: the virtual microphone of the capture tests; cmake, g++:
+# the interface build; tuxpaint-stamps-default and mate-backgrounds: the photos and sounds
+# TuxAV is generated from (GPL: never committed)
+apt_packages=(libportaudio2 jackd2 cmake g++ make tuxpaint-stamps-default mate-backgrounds)
 
 say() { printf '[setup] %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

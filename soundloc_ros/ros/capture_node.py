@@ -1,0 +1,243 @@
+"""`soundloc_capture`: a microphone (any PortAudio input) to audio_common_msgs, stamped right.
+
+Publishes `audio` (AudioDataStamped, stamp = time of the chunk's first sample) and `audio_info`
+(AudioInfo, transient local), wire-compatible with ros-drivers/audio_common `audio_capture` in
+wave mode. Stamps come from PortAudio's ADC times mapped onto the system clock (core
+CaptureClock), so an input overflow shows as a gap in the stamps instead of being hidden.
+
+The PortAudio callback only copies the block and its stamp into a bounded queue (it never calls
+rclpy); a publisher thread encodes and publishes. A missing or unplugged device, or settings the
+device cannot do, are reported (log with the available inputs, /diagnostics ERROR) and retried
+with backoff; the node stays up.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import Counter, deque
+
+import numpy as np
+import rclpy
+from audio_common_msgs.msg import AudioDataStamped, AudioInfo
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from std_msgs.msg import Header
+
+from soundloc_ros.core.capture_clock import CaptureClock
+from soundloc_ros.core.pcm import AudioStreamFormat
+from soundloc_ros.ros.conversions import info_from_stream_format, numpy_to_audio
+from soundloc_ros.ros.localizer_node import LATCHED
+
+DTYPES = {"S16LE": "int16", "S32LE": "int32", "F32LE": "float32"}
+PARAMETERS = {
+    "device": ("", "input device: index, or (part of) its name; empty = the default input"),
+    "sample_rate": (16000, "Hz (the device must support it)"),
+    "channels": (1, "interleaved channels"),
+    "block_size": (320, "samples per chunk (320 at 16 kHz = 20 ms)"),
+    "sample_format": ("S16LE", "S16LE, S32LE or F32LE"),
+    "latency": ("low", "PortAudio input latency: low or high (PulseAudio needs high)"),
+    "frame_id": ("microphone", "frame_id of the published headers"),
+    "max_retry_s": (30.0, "longest wait between attempts to open the device"),
+}
+
+
+def resolve_device(sd, wanted: str) -> int | None:
+    """The input device index for a parameter value (None = PortAudio's default input)."""
+    if wanted == "":
+        return None
+    inputs = [(i, d["name"]) for i, d in enumerate(sd.query_devices()) if d["max_input_channels"]]
+    if wanted.isdigit():
+        if int(wanted) in (i for i, _ in inputs):
+            return int(wanted)
+    else:
+        matches = [i for i, name in inputs if wanted.lower() in name.lower()]
+        if matches:
+            return matches[0]
+    listing = "; ".join(f"{i}: {name}" for i, name in inputs) or "none"
+    raise ValueError(f"no input device matches {wanted!r}; inputs: {listing}")
+
+
+class CaptureNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("soundloc_capture", **kwargs)
+        for name, (default, text) in PARAMETERS.items():
+            self.declare_parameter(
+                name, default, ParameterDescriptor(description=text, read_only=True)
+            )
+        self.format = AudioStreamFormat(
+            sample_rate=self.param("sample_rate"),
+            channels=self.param("channels"),
+            sample_format=self.param("sample_format"),
+        )
+        self.audio_pub = self.create_publisher(AudioDataStamped, "audio", 100)
+        self.info_pub = self.create_publisher(AudioInfo, "audio_info", LATCHED)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 5)
+        self.create_timer(1.0, self._publish_diagnostics)
+        self.counts: Counter[str] = Counter()
+        self.stamp_steps: deque[float] = deque(maxlen=500)
+        self.error = ""
+        self.device_name = ""
+        self._blocks: queue.Queue = queue.Queue(maxsize=200)  # about 4 s of 20 ms chunks
+        self._stamps = CaptureClock()
+        self._stream = None
+        self._retry_s = 1.0
+        self._running = True
+        self._publisher = threading.Thread(target=self._publish_loop, daemon=True)
+        self._publisher.start()
+        self._retry_timer = self.create_timer(0.01, self._open)  # first attempt right away
+
+    def param(self, name: str):
+        return self.get_parameter(name).value
+
+    # --- device ---
+    def _open(self) -> None:
+        self.destroy_timer(self._retry_timer)
+        try:
+            import sounddevice as sd
+        except OSError as error:  # libportaudio2 missing
+            self._fail(f"PortAudio is not available ({error}); apt install libportaudio2")
+            return
+        try:
+            if self.format.sample_format not in DTYPES:
+                raise ValueError(f"sample_format must be one of {', '.join(DTYPES)}")
+            device = resolve_device(sd, self.param("device"))
+            dtype = DTYPES[self.format.sample_format]
+            sd.check_input_settings(
+                device, self.format.channels, dtype, None, self.format.sample_rate
+            )
+            self._stream = sd.InputStream(
+                device=device,
+                samplerate=self.format.sample_rate,
+                channels=self.format.channels,
+                dtype=dtype,
+                blocksize=self.param("block_size"),
+                latency=self.param("latency"),
+                callback=self._on_block,
+                finished_callback=self._on_stream_end,
+            )
+            self._stream.start()
+        except (ValueError, sd.PortAudioError) as error:
+            self._fail(f"cannot open the microphone: {error}")
+            return
+        self.device_name = sd.query_devices(self._stream.device)["name"]
+        self.error, self._retry_s = "", 1.0
+        self.info_pub.publish(info_from_stream_format(self.format))
+        self.get_logger().info(
+            f"capturing {self.device_name}: {self.format.sample_rate} Hz, {self.format.channels} "
+            f"ch, {self.format.sample_format}, {self.param('block_size')}-sample chunks"
+        )
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        self.counts["open_failures"] += 1
+        self.get_logger().error(f"{message} (retrying in {self._retry_s:.0f} s)")
+        self._retry_timer = self.create_timer(self._retry_s, self._open)
+        self._retry_s = min(2 * self._retry_s, self.param("max_retry_s"))
+
+    def _on_stream_end(self) -> None:
+        """PortAudio thread: the stream stopped (device unplugged, or we closed it)."""
+        if self._running:
+            self.error = "the input stream stopped (device unplugged?)"
+            self._blocks.put(None)  # the publisher thread schedules the reopening
+
+    # --- PortAudio callback: copy and stamp, nothing else ---
+    def _on_block(self, indata: np.ndarray, frames: int, time_info, status) -> None:
+        stamp = self._stamps.first_sample_stamp(
+            time_info.inputBufferAdcTime,
+            time_info.currentTime,
+            time.time(),
+            frames,
+            self.format.sample_rate,
+            self._stream.latency if self._stream is not None else 0.0,
+        )
+        if status.input_overflow:
+            self.counts["input_overflows"] += 1
+        try:
+            self._blocks.put_nowait((stamp, indata.copy()))
+        except queue.Full:
+            self.counts["queue_full_drops"] += 1
+
+    # --- publisher thread ---
+    def _publish_loop(self) -> None:
+        previous = None
+        frame_id = self.param("frame_id")
+        while self._running:
+            try:
+                item = self._blocks.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is None:
+                self._reopen()
+                continue
+            stamp, samples = item
+            header = Header(frame_id=frame_id)
+            header.stamp.sec = int(stamp)
+            header.stamp.nanosec = int((stamp - int(stamp)) * 1e9)
+            self.audio_pub.publish(numpy_to_audio(samples, self.format, header))
+            self.counts["chunks"] += 1
+            if previous is not None:
+                self.stamp_steps.append(stamp - previous)
+            previous = stamp
+
+    def _reopen(self) -> None:
+        if self._stream is not None:
+            self._stream.close(ignore_errors=True)
+            self._stream = None
+        self.get_logger().error(f"{self.error}; reopening")
+        self._retry_timer = self.create_timer(self._retry_s, self._open)
+
+    # --- diagnostics ---
+    def diagnostics(self) -> DiagnosticStatus:
+        nominal = self.param("block_size") / self.format.sample_rate
+        steps = np.asarray(self.stamp_steps)
+        values = {
+            "device": self.device_name or "none",
+            "format": f"{self.format.sample_rate} Hz {self.format.channels} ch "
+            f"{self.format.sample_format}",
+            **{k: str(v) for k, v in sorted(self.counts.items())},
+        }
+        if steps.size:
+            values["stamp_step_mean_ms"] = f"{steps.mean() * 1e3:.3f} (nominal {nominal * 1e3:.3f})"
+            values["stamp_jitter_std_ms"] = f"{steps.std() * 1e3:.3f}"
+        if self.error:
+            level, message = DiagnosticStatus.ERROR, self.error
+        else:
+            level, message = DiagnosticStatus.OK, "capturing"
+        return DiagnosticStatus(
+            level=level,
+            name="soundloc: capture",
+            message=message,
+            hardware_id=self.device_name,
+            values=[KeyValue(key=k, value=v) for k, v in values.items()],
+        )
+
+    def _publish_diagnostics(self) -> None:
+        array = DiagnosticArray(status=[self.diagnostics()])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(array)
+
+    def destroy_node(self) -> None:
+        self._running = False
+        if self._stream is not None:
+            self._stream.close(ignore_errors=True)
+        self._publisher.join(timeout=2.0)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = CaptureNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
