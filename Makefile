@@ -14,7 +14,7 @@ lint: setup
 test: lint
 	$(PYTHON) -m pytest
 
-demo: setup
+demo: bundle
 	$(PYTHON) scripts/demo.py
 
 bench: bundle

@@ -1,12 +1,12 @@
-"""Foundation demo: a camera and a microphone over ROS 2, received and turned into features.
+"""Demo: soundloc_node finds the sounding object in TuxAV scenes it has never seen, over real DDS.
 
-Until the localizer node lands (issues 7 and 9), `make demo` shows the pieces that exist working
-together for real: a "sensor" node publishes 10 Hz camera frames (sensor_msgs/Image, bgr8) and
-20 ms microphone chunks (audio_common_msgs/AudioDataStamped, S16LE, stamped with the first
-sample's time, plus a latched AudioInfo) of a scene whose sound changes over time; a "listener"
-node receives them over Fast DDS, rebuilds the audio stream from the stamps, and computes the
-log-mel features of the 1 s window ending at each frame's stamp. It writes a picture of frames
-and their feature windows to demo_output/foundation.png.
+`make demo` exports the default bundle (the committed TuxAV baseline), starts the localizer node,
+and plays six unseen TuxAV clips into it as a camera and a microphone would (frames with their
+CameraInfo, 20 ms audio chunks with jittered stamps), in real time. It listens to the node's
+heatmaps, overlays and bearings, and writes demo_output/overlays.png: one frame per clip with the
+heatmap overlay, the true sounding object outlined in white and the heatmap peak marked (green:
+inside the object, red: outside). It prints how often the peak falls inside the sounding object
+and the node's own latency figures.
 """
 
 from __future__ import annotations
@@ -17,155 +17,114 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
-from audio_common_msgs.msg import AudioDataStamped, AudioInfo
-from rclpy.qos import DurabilityPolicy, QoSProfile
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Vector3Stamped
+from PIL import Image as PILImage
+from PIL import ImageDraw
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
-from std_msgs.msg import Header
+from soundloc_training.datasets.tuxav import make_clip
 
-from soundloc_ros.core.features import LogMelConfig, compute_features
-from soundloc_ros.core.image_codec import to_rgb8
-from soundloc_ros.core.pcm import AudioStreamFormat, downmix, float_to_pcm, pcm_to_float
-from soundloc_ros.ros.conversions import (
-    audio_to_numpy,
-    image_to_numpy,
-    info_from_stream_format,
-    numpy_to_audio,
-    numpy_to_image,
-    stream_format_from_info,
-)
+from soundloc_ros.ros.conversions import image_to_numpy
+from soundloc_ros.ros.localizer_node import LocalizerNode
+from soundloc_ros.ros.playback import Player, Recording, stamp_key
 
-RATE = 16000
-CHUNK = 320  # 20 ms
-LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+ROOT = Path(__file__).resolve().parents[1]
+CLASSES = (0, 17, 34, 51, 68, 85)  # six sound classes, clip 50: never used in training
+SHOWN_FRAME = 2
 
 
-def scene_audio(seconds: float) -> np.ndarray:
-    """A siren-like sweep for the first half, then a two-tone chime, over faint noise."""
-    t = np.arange(int(seconds * RATE)) / RATE
-    sweep = 0.4 * np.sin(2 * np.pi * (600 * t + 300 * np.sin(2 * np.pi * 0.5 * t)))
-    chime = 0.3 * (np.sin(2 * np.pi * 880 * t) + np.sin(2 * np.pi * 1320 * t))
-    noise = np.random.default_rng(0).normal(0, 0.01, t.size)
-    return np.where(t < seconds / 2, sweep, chime) + noise
+def outline(mask: np.ndarray) -> np.ndarray:
+    """Pixels on the border of a boolean mask."""
+    inner = mask.copy()
+    inner[1:-1, 1:-1] &= mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+    return mask & ~inner
 
 
-def scene_frame(index: int) -> np.ndarray:
-    """A 120x160 bgr8 frame: a disc moving left to right over a gradient."""
-    yy, xx = np.mgrid[0:120, 0:160]
-    frame = np.stack([xx * 255 // 160, yy * 255 // 120, np.full_like(xx, 60)], axis=-1)
-    cx = 20 + (6 * index) % 120
-    frame[(xx - cx) ** 2 + (yy - 60) ** 2 < 18**2] = (40, 40, 230)
-    return frame.astype(np.uint8)
+def contact_sheet(panels: list[tuple[np.ndarray, str]], path: Path) -> None:
+    size, label_h = panels[0][0].shape[0], 18
+    sheet = PILImage.new("RGB", (size * len(panels), size + label_h), "black")
+    draw = ImageDraw.Draw(sheet)
+    for i, (panel, label) in enumerate(panels):
+        sheet.paste(PILImage.fromarray(panel), (i * size, label_h))
+        draw.text((i * size + 4, 3), label, fill="white")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--out", type=Path, default=Path("demo_output"))
+    parser.add_argument("--bundle", type=Path, default=ROOT / "bundles" / "default")
+    parser.add_argument("--out", type=Path, default=ROOT / "demo_output")
+    parser.add_argument("--speed", type=float, default=1.0, help="media seconds per wall second")
     args = parser.parse_args()
+    if not (args.bundle / "bundle.json").is_file():
+        raise SystemExit(f"no bundle at {args.bundle}: run `make bundle` (make demo does)")
 
+    print("generating six unseen TuxAV clips ...", flush=True)
+    clips = [make_clip(0, c, 50) for c in CLASSES]
     rclpy.init()
-    sensor = rclpy.create_node("demo_sensors")
-    listener = rclpy.create_node("demo_listener")
-    stream = AudioStreamFormat(sample_rate=RATE, channels=1, sample_format="S16LE")
-    image_pub = sensor.create_publisher(Image, "camera/image_raw", 10)
-    audio_pub = sensor.create_publisher(AudioDataStamped, "audio", 50)
-    info_pub = sensor.create_publisher(AudioInfo, "audio_info", LATCHED)
+    localizer = LocalizerNode(parameter_overrides=[Parameter("bundle", value=str(args.bundle))])
+    viewer = rclpy.create_node("demo_viewer")
+    player = Player(viewer)
+    received: dict[str, dict] = {"heatmap": {}, "overlay": {}, "bearing": {}}
+    for name, kind in (("heatmap", Image), ("overlay", Image), ("bearing", Vector3Stamped)):
+        viewer.create_subscription(
+            kind,
+            f"/soundloc/{name}",
+            lambda m, n=name: received[n].__setitem__(stamp_key(m.header), m),
+            50,
+        )
+    diagnostics = []
+    viewer.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diagnostics.append(m), 10)
+    executor = SingleThreadedExecutor()
+    executor.add_node(localizer)
+    executor.add_node(viewer)
 
-    frames: list[tuple[float, np.ndarray]] = []
-    chunks: dict[float, np.ndarray] = {}
-    received_format: list[AudioStreamFormat] = []
-
-    def stamp_seconds(header: Header) -> float:
-        return header.stamp.sec + header.stamp.nanosec * 1e-9
-
-    listener.create_subscription(
-        AudioInfo,
-        "audio_info",
-        lambda m: received_format.append(stream_format_from_info(m)),
-        LATCHED,
+    recordings = [Recording(c.frames, [1.0, 2.0, 3.0, 4.0, 5.0], c.audio) for c in clips]
+    print(f"playing {len(clips)} clips ({5 * len(clips)} s) into soundloc_node ...", flush=True)
+    sent = player.play(
+        recordings, time.time(), lambda t: executor.spin_once(timeout_sec=t), args.speed
     )
-    listener.create_subscription(
-        Image,
-        "camera/image_raw",
-        lambda m: frames.append((stamp_seconds(m.header), to_rgb8(image_to_numpy(m), m.encoding))),
-        10,
-    )
-    listener.create_subscription(
-        AudioDataStamped,
-        "audio",
-        lambda m: chunks.__setitem__(
-            stamp_seconds(m.header),
-            audio_to_numpy(m, received_format[-1] if received_format else stream),
-        ),
-        50,
-    )
-
-    executor = rclpy.executors.SingleThreadedExecutor()
-    executor.add_node(sensor)
-    executor.add_node(listener)
-    info_pub.publish(info_from_stream_format(stream))
-
-    audio = float_to_pcm(scene_audio(args.seconds), "S16LE")
-    start = time.time()
-    n_chunks = audio.size // CHUNK
-    print(
-        f"publishing {args.seconds:.1f} s of audio in {n_chunks} chunks and 10 Hz frames over DDS"
-    )
-    for k in range(n_chunks):
-        header = Header(frame_id="microphone")
-        t = start + k * CHUNK / RATE
-        header.stamp.sec, header.stamp.nanosec = int(t), int((t % 1) * 1e9)
-        audio_pub.publish(numpy_to_audio(audio[k * CHUNK : (k + 1) * CHUNK], stream, header))
-        if k % 5 == 4:  # a frame every 100 ms, stamped at the end of this chunk
-            header = Header(frame_id="camera_optical_frame")
-            t_frame = t + CHUNK / RATE
-            header.stamp.sec, header.stamp.nanosec = int(t_frame), int((t_frame % 1) * 1e9)
-            image_pub.publish(numpy_to_image(scene_frame(k // 5), "bgr8", header))
-        while time.time() < t + CHUNK / RATE:  # real-time pace, as a microphone delivers
-            executor.spin_once(timeout_sec=0.005)
-    deadline = time.monotonic() + 5.0
-    while len(chunks) < n_chunks and time.monotonic() < deadline:
+    deadline = time.monotonic() + 10
+    while len(received["heatmap"]) < len(sent) and time.monotonic() < deadline:
         executor.spin_once(timeout_sec=0.05)
-    print(f"received {len(chunks)}/{n_chunks} audio chunks and {len(frames)} frames")
+    end = time.monotonic() + 1.5  # one more diagnostics period
+    while time.monotonic() < end:
+        executor.spin_once(timeout_sec=0.05)
 
-    # rebuild the stream by placing each chunk at its stamp (a lost chunk stays silent), then
-    # cut the 1 s window ending at each frame's stamp
-    stamps = sorted(chunks)
-    waveform = np.zeros(round((stamps[-1] - stamps[0]) * RATE) + CHUNK, np.float32)
-    for s in stamps:
-        offset = round((s - stamps[0]) * RATE)
-        waveform[offset : offset + CHUNK] = downmix(pcm_to_float(chunks[s]))
-    config = LogMelConfig()
-    picks = [frames[i] for i in np.linspace(len(frames) // 4, len(frames) - 1, 3).astype(int)]
-    features = []
-    for stamp, _ in picks:
-        end = round((stamp - stamps[0]) * RATE)
-        features.append(
-            compute_features(waveform[max(0, end - config.n_samples) : end], RATE, config)
-        )
-        print(
-            f"frame at +{stamp - stamps[0]:.2f} s -> features {features[-1].shape}, "
-            f"strongest band {int(features[-1].mean(axis=1).argmax())}"
-        )
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(2, len(picks), figsize=(4 * len(picks), 5.5))
-    for column, ((stamp, frame), feats) in enumerate(zip(picks, features, strict=True)):
-        axes[0, column].imshow(frame)
-        axes[0, column].set_title(f"frame at +{stamp - stamps[0]:.2f} s")
-        axes[0, column].axis("off")
-        axes[1, column].imshow(feats, origin="lower", aspect="auto", cmap="magma")
-        axes[1, column].set_xlabel("10 ms frames of the preceding 1 s")
-        axes[1, column].set_ylabel("mel band")
-    figure.tight_layout()
-    args.out.mkdir(parents=True, exist_ok=True)
-    figure.savefig(args.out / "foundation.png", dpi=80)
-    print(f"wrote {args.out / 'foundation.png'}")
+    hits, panels = 0, []
+    for key, (j, k) in sorted(sent.items()):
+        heatmap = received["heatmap"].get(key)
+        if heatmap is None:
+            continue
+        values = image_to_numpy(heatmap)
+        v, u = np.unravel_index(np.argmax(values), values.shape)
+        hit = bool(clips[j].masks[k][v, u])
+        hits += hit
+        if k == SHOWN_FRAME and key in received["overlay"]:
+            panel = image_to_numpy(received["overlay"][key])[..., ::-1].copy()  # bgr8 -> rgb
+            panel[outline(clips[j].masks[k])] = 255
+            colour = (0, 255, 0) if hit else (255, 0, 0)
+            panel[max(0, v - 3) : v + 4, max(0, u - 3) : u + 4] = colour
+            panels.append((panel, f"{clips[j].category} {'hit' if hit else 'miss'}"))
+    sheet = args.out / "overlays.png"
+    if panels:
+        contact_sheet(panels, sheet)
+    status = diagnostics[-1].status[0] if diagnostics else None
+    values = {kv.key: kv.value for kv in status.values} if status else {}
+    print(f"frames sent {len(sent)}, heatmaps received {len(received['heatmap'])}")
+    print(f"heatmap peak inside the sounding object: {hits}/{len(received['heatmap'])} frames")
+    print(
+        f"node: backend {values.get('backend')}, frame-to-heatmap latency p50 "
+        f"{values.get('latency_p50_ms')} ms, p95 {values.get('latency_p95_ms')} ms, inference p50 "
+        f"{values.get('inference_p50_ms')} ms; bearings published: {len(received['bearing'])}"
+    )
+    print(f"wrote {sheet}")
     executor.shutdown()
+    localizer.destroy_node()
+    viewer.destroy_node()
     rclpy.shutdown()
 
 

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 pytest.importorskip(
     "soundloc_training", reason="exporting the test bundle needs the training package"
@@ -21,28 +20,24 @@ pytest.importorskip(
 from audio_common_msgs.msg import AudioDataStamped, AudioInfo
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Vector3Stamped
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import Image
 from soundloc_training.datasets.tuxav import make_clip
 from soundloc_training.export import export_bundle
-from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
-from soundloc_ros.core.pcm import AudioStreamFormat, float_to_pcm
+from soundloc_ros.core.pcm import AudioStreamFormat
 from soundloc_ros.ros.conversions import (
     image_to_numpy,
     info_from_stream_format,
-    numpy_to_audio,
     numpy_to_image,
 )
 from soundloc_ros.ros.localizer_node import LocalizerNode
+from soundloc_ros.ros.playback import Player, Recording, header_at, stamp_key
 
-RATE, CHUNK = 16000, 320  # 20 ms chunks
-FRAME_ID = "camera_optical_frame"
+RATE = 16000
 T0 = 1_700_000_000.0
 OUTPUTS = ("heatmap", "mask", "bearing", "marker", "overlay", "diagnostics")
 CLASSES = (0, 20, 40, 60)  # frog, grasshopper, sheep_lamb, beaver; clip 50 (never trained on)
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                     durability=DurabilityPolicy.TRANSIENT_LOCAL)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -57,17 +52,6 @@ def clips():
     return [make_clip(0, c, 50) for c in CLASSES]
 
 
-def header_at(stamp_s: float) -> Header:
-    header = Header(frame_id=FRAME_ID)
-    header.stamp.sec = int(stamp_s)
-    header.stamp.nanosec = round((stamp_s - int(stamp_s)) * 1e9)
-    return header
-
-
-def key(header: Header) -> tuple[int, int, str]:
-    return (header.stamp.sec, header.stamp.nanosec, header.frame_id)
-
-
 @dataclass
 class Rig:
     """The camera, microphone and listener on the other side of DDS."""
@@ -77,10 +61,7 @@ class Rig:
 
     def __post_init__(self):
         n = self.node
-        self.image = n.create_publisher(Image, "image", 10)
-        self.camera_info = n.create_publisher(CameraInfo, "camera_info", 10)
-        self.audio = n.create_publisher(AudioDataStamped, "audio", 100)
-        self.audio_info = n.create_publisher(AudioInfo, "audio_info", LATCHED)
+        self.player = Player(n)
         for name, kind in (("heatmap", Image), ("mask", Image), ("bearing", Vector3Stamped),
                            ("marker", Marker), ("overlay", Image)):  # fmt: skip
             n.create_subscription(kind, f"/soundloc/{name}", self.outputs[name].append, 50)
@@ -110,7 +91,6 @@ def system(ros_context, bundle_dir):
     executor.add_node(localizer)
     executor.add_node(rig.node)
     stream = AudioStreamFormat(sample_rate=RATE, channels=1, sample_format="S16LE")
-    rig.audio_info.publish(info_from_stream_format(stream))
     yield localizer, rig, executor, stream
     executor.shutdown()
     localizer.destroy_node()
@@ -132,47 +112,12 @@ def spin_until(executor, predicate, timeout_s: float = 20.0) -> bool:
     return True
 
 
-def camera_info_for(image: np.ndarray) -> CameraInfo:
-    height, width = image.shape[:2]
-    info = CameraInfo(height=height, width=width)
-    info.k = [200.0, 0.0, width / 2 - 0.5, 0.0, 200.0, height / 2 - 0.5, 0.0, 0.0, 1.0]
-    return info
-
-
 def play(system, clips, silent=False, start_s=T0, speed=10.0):
-    """Publish clips back to back as they would arrive: chunks after their last sample, frames
-    shortly after their stamp. Returns {output key: (clip, frame index)} for every frame sent."""
-    _, rig, executor, stream = system
-    rng = np.random.default_rng(1)
-    events, sent = [], {}
-    for j, clip in enumerate(clips):
-        clip_start = start_s + 5.0 * j
-        audio = np.zeros_like(clip.audio) if silent else clip.audio
-        for i in range(0, len(audio), CHUNK):
-            stamp = clip_start + i / RATE + rng.uniform(-0.002, 0.002)  # driver stamp jitter
-            events.append((stamp + CHUNK / RATE + 0.003, "audio", stamp, audio[i : i + CHUNK]))
-        for k in range(5):
-            stamp = clip_start + k + 1.0  # frame k pairs with second k of the clip's audio
-            events.append((stamp + 0.008, "image", stamp, clip.frames[k]))
-            sent[(int(stamp), round((stamp - int(stamp)) * 1e9), FRAME_ID)] = (j, k)
-    events.sort(key=lambda e: e[0])
-    wall0, media0 = time.monotonic(), events[0][0]
-    for arrival, kind, stamp, payload in events:
-        while time.monotonic() - wall0 < (arrival - media0) / speed:
-            executor.spin_once(timeout_sec=0.001)
-        header = header_at(stamp)
-        if kind == "audio":
-            pcm = float_to_pcm(payload[:, None], "S16LE")
-            rig.audio.publish(numpy_to_audio(pcm, stream, header))
-        else:
-            rig.camera_info.publish(CameraInfo(header=header, **_info_fields(payload)))
-            rig.image.publish(numpy_to_image(payload, "rgb8", header))
-    return sent
-
-
-def _info_fields(image):
-    info = camera_info_for(image)
-    return {"height": info.height, "width": info.width, "k": info.k}
+    """Frame k of each clip is stamped k + 1 s into it: it pairs with second k of its audio."""
+    _, rig, executor, _ = system
+    recordings = [Recording(c.frames, [1.0, 2.0, 3.0, 4.0, 5.0], c.audio) for c in clips]
+    spin = lambda timeout: executor.spin_once(timeout_sec=timeout)  # noqa: E731
+    return rig.player.play(recordings, start_s, spin, speed=speed, silent=silent)
 
 
 def test_outputs_carry_the_frame_header_and_the_peak_finds_the_sounding_object(system, clips):
@@ -182,11 +127,11 @@ def test_outputs_carry_the_frame_header_and_the_peak_finds_the_sounding_object(s
     assert spin_until(executor, lambda: len(outputs["heatmap"]) >= len(sent)), localizer.drops
     spin_for(executor, 0.3)
     for name in ("heatmap", "mask", "bearing", "marker"):
-        assert {key(m.header) for m in outputs[name]} <= set(sent), name
-    assert {key(m.header) for m in outputs["heatmap"]} == set(sent)
+        assert {stamp_key(m.header) for m in outputs[name]} <= set(sent), name
+    assert {stamp_key(m.header) for m in outputs["heatmap"]} == set(sent)
     hits = 0
     for message in outputs["heatmap"]:
-        j, k = sent[key(message.header)]
+        j, k = sent[stamp_key(message.header)]
         heatmap = image_to_numpy(message)
         assert message.encoding == "32FC1" and heatmap.shape == (224, 224)
         assert heatmap.min() >= 0.0 and heatmap.max() <= 1.0
@@ -199,7 +144,7 @@ def test_outputs_carry_the_frame_header_and_the_peak_finds_the_sounding_object(s
     assert abs(np.linalg.norm([bearing.x, bearing.y, bearing.z]) - 1) < 1e-6 and bearing.z > 0
     assert outputs["marker"][0].type == Marker.ARROW and outputs["marker"][0].action == Marker.ADD
     overlay = outputs["overlay"][0]  # published because the rig subscribes to it
-    assert overlay.encoding == "bgr8" and key(overlay.header) in sent
+    assert overlay.encoding == "bgr8" and stamp_key(overlay.header) in sent
 
 
 def test_silence_gives_the_no_sound_output(system, clips):
@@ -218,17 +163,17 @@ def test_bad_input_is_reported_and_good_input_keeps_being_served(system, clips, 
     localizer, rig, executor, stream = system
     frame = clips[0].frames[0]
     yuv = Image(header=header_at(T0), height=2, width=2, encoding="yuv422", step=4, data=bytes(8))
-    rig.image.publish(yuv)
+    rig.player.image.publish(yuv)
     spin_for(executor, 0.2)  # the image subscription keeps only the newest frame
     short = numpy_to_image(frame, "rgb8", header_at(T0 + 0.5))
     short.data = bytes(short.data[:-10])  # a frame shorter than height * step
-    rig.image.publish(short)
+    rig.player.image.publish(short)
     spin_for(executor, 0.2)
-    rig.audio.publish(AudioDataStamped(header=header_at(T0)))  # empty chunk
-    rig.audio_info.publish(AudioInfo(channels=1, sample_rate=RATE, sample_format="S16LE",
+    rig.player.audio.publish(AudioDataStamped(header=header_at(T0)))  # empty chunk
+    rig.player.audio_info.publish(AudioInfo(channels=1, sample_rate=RATE, sample_format="S16LE",
                                      coding_format="mp3"))  # fmt: skip
     assert spin_until(executor, lambda: not localizer.stream_usable, 5.0)
-    rig.audio_info.publish(info_from_stream_format(stream))  # the microphone is fixed
+    rig.player.audio_info.publish(info_from_stream_format(stream))  # the microphone is fixed
     assert spin_until(executor, lambda: localizer.stream_usable, 5.0)
     sent = play(system, clips[:1], start_s=T0 + 100.0)
     play(system, clips[1:2], start_s=T0 + 10.0)  # stamps went back 95 s: a bag loop
