@@ -19,9 +19,8 @@ import time
 from collections import Counter, deque
 
 import numpy as np
-import rclpy
 from audio_common_msgs.msg import AudioDataStamped, AudioInfo
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from std_msgs.msg import Header
@@ -30,6 +29,7 @@ from soundloc_ros.core.capture_clock import CaptureClock
 from soundloc_ros.core.pcm import AudioStreamFormat
 from soundloc_ros.ros.conversions import info_from_stream_format, numpy_to_audio
 from soundloc_ros.ros.localizer_node import LATCHED
+from soundloc_ros.ros.node_runtime import diagnostic_array, diagnostic_status, run
 
 DTYPES = {"S16LE": "int16", "S32LE": "int32", "F32LE": "float32"}
 PARAMETERS = {
@@ -206,18 +206,10 @@ class CaptureNode(Node):
             level, message = DiagnosticStatus.ERROR, self.error
         else:
             level, message = DiagnosticStatus.OK, "capturing"
-        return DiagnosticStatus(
-            level=level,
-            name="soundloc: capture",
-            message=message,
-            hardware_id=self.device_name,
-            values=[KeyValue(key=k, value=v) for k, v in values.items()],
-        )
+        return diagnostic_status(level, "soundloc: capture", message, self.device_name, values)
 
     def _publish_diagnostics(self) -> None:
-        array = DiagnosticArray(status=[self.diagnostics()])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self.diagnostics_pub.publish(array)
+        self.diagnostics_pub.publish(diagnostic_array(self, self.diagnostics()))
 
     def destroy_node(self) -> None:
         self._running = False
@@ -228,15 +220,7 @@ class CaptureNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = CaptureNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run(CaptureNode, args)
 
 
 if __name__ == "__main__":

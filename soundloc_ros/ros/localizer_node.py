@@ -22,9 +22,8 @@ import time
 from collections import Counter, deque
 
 import numpy as np
-import rclpy
 from audio_common_msgs.msg import AudioDataStamped, AudioInfo
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import Point, Vector3Stamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
@@ -51,6 +50,7 @@ from soundloc_ros.ros.conversions import (
     numpy_to_image,
     stream_format_from_info,
 )
+from soundloc_ros.ros.node_runtime import diagnostic_array, diagnostic_status, run
 from soundloc_ros.ros.parameters import SPECS, check_choice, descriptor
 
 LATCHED = QoSProfile(
@@ -347,20 +347,14 @@ class LocalizerNode(Node):
             level, message = DiagnosticStatus.WARN, "waiting for image and audio"
         else:
             level, message = DiagnosticStatus.OK, "localizing"
-        return DiagnosticStatus(
-            level=level,
-            name="soundloc: localizer",
-            message=message,
-            hardware_id=self.get_fully_qualified_name(),
-            values=[KeyValue(key=k, value=v) for k, v in values.items()],
+        return diagnostic_status(
+            level, "soundloc: localizer", message, self.get_fully_qualified_name(), values
         )
 
     def _publish_diagnostics(self) -> None:
         status = self.diagnostics()
         self._rates = Counter()  # rates are per diagnostics period
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self.diagnostics_pub.publish(array)
+        self.diagnostics_pub.publish(diagnostic_array(self, status))
 
     def destroy_node(self) -> None:
         self._running = False
@@ -372,15 +366,7 @@ class LocalizerNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = LocalizerNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run(LocalizerNode, args)
 
 
 if __name__ == "__main__":
