@@ -28,6 +28,8 @@ def generate_launch_description() -> LaunchDescription:
                 name="soundloc_capture",
                 namespace=LaunchConfiguration("namespace"),
                 output="screen",
+                respawn=True,  # PortAudio cannot re-attach to a restarted JACK server in-process
+                respawn_delay=2.0,
                 parameters=[
                     LaunchConfiguration("params_file"),
                     {"device": LaunchConfiguration("device")},

@@ -41,6 +41,7 @@ PARAMETERS = {
     "latency": ("low", "PortAudio input latency: low or high (PulseAudio needs high)"),
     "frame_id": ("microphone", "frame_id of the published headers"),
     "max_retry_s": (30.0, "longest wait between attempts to open the device"),
+    "stall_timeout_s": (1.0, "no audio for this long: the device is reopened"),
 }
 
 
@@ -84,6 +85,8 @@ class CaptureNode(Node):
         self._stamps = CaptureClock()
         self._stream = None
         self._retry_s = 1.0
+        self._last_block = time.monotonic()
+        self._may_rescan = True
         self._running = True
         self._publisher = threading.Thread(target=self._publish_loop, daemon=True)
         self._publisher.start()
@@ -100,6 +103,9 @@ class CaptureNode(Node):
         except OSError as error:  # libportaudio2 missing
             self._fail(f"PortAudio is not available ({error}); apt install libportaudio2")
             return
+        if self._may_rescan and self.counts["open_failures"]:  # a device may be back by now
+            sd._terminate()
+            sd._initialize()
         try:
             if self.format.sample_format not in DTYPES:
                 raise ValueError(f"sample_format must be one of {', '.join(DTYPES)}")
@@ -123,7 +129,12 @@ class CaptureNode(Node):
             self._fail(f"cannot open the microphone: {error}")
             return
         self.device_name = sd.query_devices(self._stream.device)["name"]
+        host_api = sd.query_hostapis(sd.query_devices(self._stream.device)["hostapi"])["name"]
+        # PortAudio aborts when re-initialized after its JACK server died: with JACK, a
+        # restarted server needs a restarted node (capture.launch.py respawns it)
+        self._may_rescan = self._may_rescan and "JACK" not in host_api
         self.error, self._retry_s = "", 1.0
+        self._last_block = time.monotonic()
         self.info_pub.publish(info_from_stream_format(self.format))
         self.get_logger().info(
             f"capturing {self.device_name}: {self.format.sample_rate} Hz, {self.format.channels} "
@@ -139,9 +150,8 @@ class CaptureNode(Node):
 
     def _on_stream_end(self) -> None:
         """PortAudio thread: the stream stopped (device unplugged, or we closed it)."""
-        if self._running:
-            self.error = "the input stream stopped (device unplugged?)"
-            self._blocks.put(None)  # the publisher thread schedules the reopening
+        if self._running and self._stream is not None:
+            self._blocks.put("stream ended")  # the publisher thread schedules the reopening
 
     # --- PortAudio callback: copy and stamp, nothing else ---
     def _on_block(self, indata: np.ndarray, frames: int, time_info, status) -> None:
@@ -153,6 +163,7 @@ class CaptureNode(Node):
             self.format.sample_rate,
             self._stream.latency if self._stream is not None else 0.0,
         )
+        self._last_block = time.monotonic()
         if status.input_overflow:
             self.counts["input_overflows"] += 1
         try:
@@ -168,9 +179,14 @@ class CaptureNode(Node):
             try:
                 item = self._blocks.get(timeout=0.1)
             except queue.Empty:
+                stalled = time.monotonic() - self._last_block > self.param("stall_timeout_s")
+                if self._stream is not None and stalled:
+                    self.counts["stalls"] += 1
+                    self._reopen(f"no audio from {self.device_name} for "
+                                 f"{self.param('stall_timeout_s')} s (unplugged?)")  # fmt: skip
                 continue
-            if item is None:
-                self._reopen()
+            if isinstance(item, str):
+                self._reopen(f"the input stream of {self.device_name} ended ({item})")
                 continue
             stamp, samples = item
             header = Header(frame_id=frame_id)
@@ -182,12 +198,13 @@ class CaptureNode(Node):
                 self.stamp_steps.append(stamp - previous)
             previous = stamp
 
-    def _reopen(self) -> None:
-        if self._stream is not None:
-            self._stream.close(ignore_errors=True)
-            self._stream = None
-        self.get_logger().error(f"{self.error}; reopening")
-        self._retry_timer = self.create_timer(self._retry_s, self._open)
+    def _reopen(self, why: str) -> None:
+        """Abandon the stream (closing one whose device vanished can block: done aside) and
+        try again with backoff."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            threading.Thread(target=stream.close, args=(True,), daemon=True).start()
+        self._fail(why)
 
     # --- diagnostics ---
     def diagnostics(self) -> DiagnosticStatus:
@@ -213,8 +230,10 @@ class CaptureNode(Node):
 
     def destroy_node(self) -> None:
         self._running = False
-        if self._stream is not None:
-            self._stream.close(ignore_errors=True)
+        if self._stream is not None:  # bounded: a stream whose device vanished may not close
+            closing = threading.Thread(target=self._stream.close, args=(True,), daemon=True)
+            closing.start()
+            closing.join(timeout=2.0)
         self._publisher.join(timeout=2.0)
         super().destroy_node()
 

@@ -196,3 +196,21 @@ def test_bad_devices_and_settings_are_reported_retried_and_survived(
         assert int(failures) >= 2 and process.poll() is None  # retried, and still up
     finally:
         listener.close()
+
+
+def test_a_vanished_device_is_detected_reported_and_survived(ros_context, capture_process):
+    name = f"soundloc_unplug_{os.getpid()}"
+    with jack_server(name, RATE, BLOCK) as server:
+        process = capture_process("device:=system", "stall_timeout_s:=0.5")
+        listener = Listener(ros_context)
+        try:
+            assert listener.spin_until(lambda: len(listener.chunks) >= 10)
+            server.terminate()  # the sound server (the "device") disappears
+            server.wait(10)
+            errors = lambda: [s for s in listener.diagnostics if s.level == s.ERROR]  # noqa: E731
+            assert listener.spin_until(errors, timeout_s=10)
+            assert "no audio from system" in errors()[-1].message
+            listener.spin_until(lambda: False, timeout_s=1.5)
+            assert process.poll() is None  # still up, still reporting
+        finally:
+            listener.close()
