@@ -268,9 +268,9 @@ class LocalizerNode(Node):
             mask = np.zeros((height, width), bool)
         else:
             inputs = self.localizer.inputs(rgb, paired.audio.samples, self.stream.sample_rate)
-            began = time.perf_counter()
+            inference_began = time.perf_counter()
             raw = self.localizer.backend.run(inputs)
-            self.inference_ms.append((time.perf_counter() - began) * 1e3)
+            self.inference_ms.append((time.perf_counter() - inference_began) * 1e3)
             result = self.localizer.outputs(raw)
             heatmap = resize_bilinear(result.heatmap, height, width)
             mask = heatmap >= self.localizer.mask_threshold
