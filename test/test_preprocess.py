@@ -52,3 +52,29 @@ def test_image_tensor_resizes_a_camera_frame_to_the_bundle_input():
     out = image_tensor(rgb, spec)
     assert out.shape == (1, 3, 224, 224)
     np.testing.assert_allclose(out, normalize_images(resize_rgb(rgb, 224, 224)[None], MEAN, STD))
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "rgba8", "bgra8", "mono8"])
+def test_frame_tensor_from_the_arriving_encoding_equals_converting_first(encoding):
+    from soundloc_ros.core.image_codec import decode_image, encode_image, to_rgb8
+    from soundloc_ros.core.preprocess import frame_tensor
+
+    spec = ImageInputSpec(TensorSpec("image", (1, 3, 224, 224)), "rgb", MEAN, STD)
+    channels = {"mono8": 1, "rgba8": 4, "bgra8": 4}.get(encoding, 3)
+    rng = np.random.default_rng(3)
+    arrived = rng.integers(0, 256, (480, 640, channels)[: 3 if channels > 1 else 2], np.uint8)
+    expected = image_tensor(to_rgb8(arrived, encoding), spec)
+    np.testing.assert_array_equal(frame_tensor(arrived, encoding, spec), expected)
+    data, step = encode_image(arrived, encoding)
+    padded_step = step + 8  # a driver that pads rows: a strided view
+    padded = b"".join(data[r * step : (r + 1) * step] + bytes(8) for r in range(480))
+    view = decode_image(padded, 480, 640, encoding, padded_step, False)
+    np.testing.assert_array_equal(frame_tensor(view, encoding, spec), expected)
+
+
+def test_frame_tensor_refuses_depth_images_with_the_reason():
+    from soundloc_ros.core.preprocess import frame_tensor
+
+    spec = ImageInputSpec(TensorSpec("image", (1, 3, 8, 8)))
+    with pytest.raises(ValueError, match="not a camera image"):
+        frame_tensor(np.zeros((8, 8), np.float32), "32FC1", spec)

@@ -191,18 +191,24 @@ def encode_image(array: np.ndarray, encoding: str) -> tuple[bytes, int]:
     return data, step
 
 
-def to_rgb8(array: np.ndarray, encoding: str) -> np.ndarray:
-    """Convert a decoded 8-bit camera image to a new contiguous (H, W, 3) uint8 RGB array.
-
-    Always returns a fresh, writable array (even for rgb8), because decoded images may be
-    read-only views on a message buffer.
-    """
+def camera_encoding_spec(encoding: str) -> ImageEncodingSpec:
+    """The spec of an 8-bit camera encoding; float images (depth) are refused with the reason."""
     spec = get_encoding_spec(encoding)
     if spec.dtype != np.uint8:
         raise ImageEncodingError(
             f"{encoding} is a single-channel float image (e.g. depth), not a camera image, and "
             "has no RGB form; subscribe to the colour camera topic instead"
         )
+    return spec
+
+
+def to_rgb8(array: np.ndarray, encoding: str) -> np.ndarray:
+    """Convert a decoded 8-bit camera image to a new contiguous (H, W, 3) uint8 RGB array.
+
+    Always returns a fresh, writable array (even for rgb8), because decoded images may be
+    read-only views on a message buffer.
+    """
+    spec = camera_encoding_spec(encoding)
     _check_array_layout(array, spec)
     if encoding == "rgb8":
         rgb = array

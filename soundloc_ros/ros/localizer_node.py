@@ -40,7 +40,7 @@ from visualization_msgs.msg import Marker
 from soundloc_ros.core.backends import Localizer, create_backend
 from soundloc_ros.core.bundle import BundleError, load_bundle
 from soundloc_ros.core.features import level_dbfs
-from soundloc_ros.core.image_codec import to_rgb8
+from soundloc_ros.core.image_codec import camera_encoding_spec, to_rgb8
 from soundloc_ros.core.pairing import FrameScheduler, PairedFrame, PairingConfig
 from soundloc_ros.core.pcm import AudioStreamFormat, PcmFormatError, downmix, pcm_to_float
 from soundloc_ros.core.postprocess import bearing_from_pixel, overlay, peak_pixel, resize_bilinear
@@ -198,14 +198,16 @@ class LocalizerNode(Node):
     def _on_image(self, msg: Image) -> None:
         self._rates["image"] += 1
         began = time.perf_counter()
-        try:  # decoded here so a bad frame is reported at once, not after waiting for audio
-            rgb = to_rgb8(image_to_numpy(msg), msg.encoding)
+        try:  # checked here so a bad frame is reported at once, not after waiting for audio
+            frame = image_to_numpy(msg)  # a view on the message: no copy of the pixels
+            camera_encoding_spec(msg.encoding)
         except ValueError as error:
             self.drops["bad_image"] += 1
             self._warn("bad_image", f"image refused: {error}")
             return
         self.decode_ms.append((time.perf_counter() - began) * 1e3)
-        if not self.scheduler.add_frame(stamp_seconds(msg.header), (msg.header, rgb)):
+        payload = (msg.header, frame, msg.encoding)
+        if not self.scheduler.add_frame(stamp_seconds(msg.header), payload):
             self._warn("time_jump", "image stamps jumped backwards (bag loop?): queue reset")
 
     def _on_audio(self, msg: AudioDataStamped) -> None:
@@ -259,15 +261,16 @@ class LocalizerNode(Node):
 
     def _process(self, paired: PairedFrame) -> None:
         began = time.perf_counter()
-        header, rgb = paired.payload
+        header, frame, encoding = paired.payload
         self.coverage.append(paired.audio.coverage)
-        height, width = rgb.shape[:2]
+        height, width = frame.shape[:2]
         silent = level_dbfs(paired.audio.samples) < self.param("silence_threshold_db")
         if silent:
             heatmap = np.zeros((height, width), np.float32)
             mask = np.zeros((height, width), bool)
         else:
-            inputs = self.localizer.inputs(rgb, paired.audio.samples, self.stream.sample_rate)
+            rate = self.stream.sample_rate
+            inputs = self.localizer.inputs(frame, paired.audio.samples, rate, encoding)
             inference_began = time.perf_counter()
             raw = self.localizer.backend.run(inputs)
             self.inference_ms.append((time.perf_counter() - inference_began) * 1e3)
@@ -276,24 +279,24 @@ class LocalizerNode(Node):
             mask = heatmap >= self.localizer.mask_threshold
             if self.localizer.bundle.mask is not None:
                 mask = resize_bilinear(result.mask.astype(np.float32), height, width) >= 0.5
-        self._publish(header, rgb, heatmap, mask, None if silent else result.heatmap)
+        self._publish(header, frame, encoding, heatmap, mask, None if silent else result.heatmap)
         self.published += 1
         self._rates["published"] += 1
         self.latencies_ms.append((time.monotonic() - paired.arrival_s) * 1e3)
         self.processing_ms.append((time.perf_counter() - began) * 1e3)
 
-    def _publish(self, header, rgb, heatmap, mask, model_map) -> None:
+    def _publish(self, header, frame, encoding, heatmap, mask, model_map) -> None:
         self.heatmap_pub.publish(numpy_to_image(heatmap, "32FC1", header))
         self.mask_pub.publish(numpy_to_image(mask.astype(np.uint8) * 255, "mono8", header))
         if self.overlay_pub.get_subscription_count() > 0:
-            blended = overlay(rgb, heatmap, self.param("overlay_alpha"))
+            blended = overlay(to_rgb8(frame, encoding), heatmap, self.param("overlay_alpha"))
             self.overlay_pub.publish(numpy_to_image(blended[..., ::-1], "bgr8", header))
         marker = Marker(header=header, ns="soundloc", id=0)
         if model_map is None or self.camera_matrix is None:
             marker.action = Marker.DELETE
             self.marker_pub.publish(marker)
             return
-        height, width = self._camera_size if all(self._camera_size) else rgb.shape[:2]
+        height, width = self._camera_size if all(self._camera_size) else frame.shape[:2]
         u, v = peak_pixel(model_map, height, width)  # in CameraInfo pixels (binning-safe)
         direction = bearing_from_pixel(u, v, self.camera_matrix)
         bearing = Vector3Stamped(header=header)

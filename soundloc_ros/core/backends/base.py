@@ -17,7 +17,7 @@ import numpy as np
 from soundloc_ros.core.bundle import ModelBundle, OutputSpec
 from soundloc_ros.core.features import compute_features
 from soundloc_ros.core.postprocess import check_finite
-from soundloc_ros.core.preprocess import image_tensor
+from soundloc_ros.core.preprocess import frame_tensor
 
 
 class BackendUnavailableError(RuntimeError):
@@ -80,13 +80,14 @@ class Localizer:
         self.mask_threshold = mask_threshold
 
     def inputs(
-        self, rgb: np.ndarray, samples: np.ndarray, sample_rate: int
+        self, frame: np.ndarray, samples: np.ndarray, sample_rate: int, encoding: str = "rgb8"
     ) -> dict[str, np.ndarray]:
-        """The graph inputs for one frame and its audio window (float samples in [-1, 1])."""
+        """The graph inputs for one camera frame (decoded, in `encoding`) and its audio window
+        (float samples in [-1, 1])."""
         bundle = self.bundle
         audio = compute_features(samples, sample_rate, bundle.audio_frontend)  # [n_mels, n_frames]
         return {
-            bundle.image.tensor.name: image_tensor(rgb, bundle.image),  # [1, 3, H, W]
+            bundle.image.tensor.name: frame_tensor(frame, encoding, bundle.image),  # [1, 3, H, W]
             bundle.audio.name: audio[None, None],  # [1, 1, n_mels, n_frames]
         }
 
