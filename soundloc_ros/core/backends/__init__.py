@@ -40,9 +40,9 @@ def create_backend(
 ) -> InferenceBackend:
     """The requested backend; `auto` is TensorRT when usable, else ONNX Runtime.
 
-    When TensorRT is asked for but cannot run (no bindings, no GPU, a failed build), the
-    reason is logged and ONNX Runtime is used instead, unless `fallback` is False: then
-    BackendUnavailableError carries the reason.
+    When TensorRT is asked for but cannot run (no bindings, no GPU, a graph it cannot parse, a
+    failed build, out of device memory), the reason is logged and ONNX Runtime is used instead,
+    unless `fallback` is False: then BackendUnavailableError carries the reason.
     """
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}; got {name!r}")
@@ -60,8 +60,8 @@ def create_backend(
     if reason is None:
         try:
             return tensorrt.TensorRTBackend(bundle, engine_cache_dir, precision)
-        except (RuntimeError, OSError) as error:  # a failed build or load on this GPU
-            reason = f"TensorRT failed: {error}"
+        except Exception as error:  # parser, builder, pycuda and CUDA errors have many types
+            reason = f"TensorRT failed: {type(error).__name__}: {error}"
     if name == "tensorrt" and not fallback:
         raise BackendUnavailableError(reason)
     level = logging.WARNING if name == "tensorrt" else logging.INFO

@@ -167,7 +167,8 @@ class TensorRTBackend(InferenceBackend):
                 bundle.onnx_sha256, trt.__version__, gpu.name(), f"{major}.{minor}", self.precision
             )
             self.gpu_name = gpu.name()
-            self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+            self._logger = trt.Logger(trt.Logger.WARNING)  # must outlive the runtime
+            self._runtime = trt.Runtime(self._logger)
             self._engine = self._load_engine(EngineCache(cache_dir), key, workspace)
             self._io = check_engine_io(self._engine, trt, bundle)
             self._execution = self._engine.create_execution_context()
