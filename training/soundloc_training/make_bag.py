@@ -1,0 +1,204 @@
+"""`soundloc-make-bag`: a benchmark split as a rosbag2, recorded the way a robot would record it.
+
+Clips play back to back. Frames go on the camera topic (rgb8, at their native size, stamped at
+the end of their audio window) with a pinhole CameraInfo; the audio goes out in chunks of
+`--chunk` samples, S16LE, each stamped with its first sample's time, with an AudioInfo at the
+start; the ground-truth mask of each frame goes on its own topic (mono8, the frame's header).
+MCAP by default (sqlite3 with --storage sqlite3), with metadata.yaml and the QoS a camera and
+a microphone driver offer (best effort for sensor data, transient local for AudioInfo), so
+`ros2 bag play` reproduces them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from soundloc_ros.core.image_codec import encode_image
+from soundloc_ros.core.pcm import encode_pcm, float_to_pcm
+from soundloc_ros.replay.messages import BagTopics, typestore
+from soundloc_training.data import load_audio, parse_data_spec
+from soundloc_training.datasets.public import load_records
+
+SAMPLE_RATE = 16000
+FRAME_ID = "camera_optical_frame"
+
+
+def _qos(reliable: bool, transient_local: bool, depth: int):
+    from rosbags.rosbag2.metadata import (
+        Qos,
+        QosDurability,
+        QosHistory,
+        QosLiveliness,
+        QosReliability,
+        QosTime,
+    )
+
+    forever = QosTime(sec=9223372036, nsec=854775807)  # ROS 2's "infinite" duration
+    return Qos(
+        history=QosHistory.KEEP_LAST,
+        depth=depth,
+        reliability=QosReliability.RELIABLE if reliable else QosReliability.BEST_EFFORT,
+        durability=QosDurability.TRANSIENT_LOCAL if transient_local else QosDurability.VOLATILE,
+        deadline=forever,
+        lifespan=forever,
+        liveliness=QosLiveliness.AUTOMATIC,
+        liveliness_lease_duration=forever,
+        avoid_ros_namespace_conventions=False,
+    )
+
+
+class _Messages:
+    """rosbags message objects for the few types a soundloc bag holds."""
+
+    def __init__(self) -> None:
+        self.store = typestore()
+        self.t = self.store.types
+
+    def header(self, stamp_s: float):
+        sec = int(stamp_s)
+        nanosec = round((stamp_s - sec) * 1e9) % 1_000_000_000
+        time = self.t["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec)
+        return self.t["std_msgs/msg/Header"](stamp=time, frame_id=FRAME_ID)
+
+    def image(self, stamp_s: float, array: np.ndarray, encoding: str):
+        data, step = encode_image(array, encoding)
+        return self.t["sensor_msgs/msg/Image"](
+            header=self.header(stamp_s), height=array.shape[0], width=array.shape[1],
+            encoding=encoding, is_bigendian=0, step=step, data=np.frombuffer(data, np.uint8),
+        )  # fmt: skip
+
+    def camera_info(self, stamp_s: float, height: int, width: int):
+        focal = 0.9 * width  # a 58 degree horizontal field of view, a typical webcam
+        cx, cy = (width - 1) / 2, (height - 1) / 2
+        roi = self.t["sensor_msgs/msg/RegionOfInterest"](
+            x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
+        )
+        return self.t["sensor_msgs/msg/CameraInfo"](
+            header=self.header(stamp_s), height=height, width=width, distortion_model="plumb_bob",
+            d=np.zeros(5), k=np.array([focal, 0, cx, 0, focal, cy, 0, 0, 1], float),
+            r=np.eye(3).ravel(), p=np.array([focal, 0, cx, 0, 0, focal, cy, 0, 0, 0, 1, 0], float),
+            binning_x=0, binning_y=0, roi=roi,
+        )  # fmt: skip
+
+    def audio(self, stamp_s: float, pcm: bytes):
+        data = self.t["audio_common_msgs/msg/AudioData"](data=np.frombuffer(pcm, np.uint8))
+        return self.t["audio_common_msgs/msg/AudioDataStamped"](
+            header=self.header(stamp_s), audio=data
+        )
+
+    def audio_info(self):
+        return self.t["audio_common_msgs/msg/AudioInfo"](
+            channels=1, sample_rate=SAMPLE_RATE, sample_format="S16LE",
+            bitrate=SAMPLE_RATE * 16, coding_format="wave",
+        )  # fmt: skip
+
+
+def write_bag(
+    data: str,
+    split: str,
+    out: Path,
+    clips: int | None = None,
+    storage: str = "mcap",
+    chunk: int = 320,
+    start_s: float = 1_700_000_000.0,
+    topics: BagTopics = BagTopics(),  # noqa: B008 - frozen dataclass
+) -> dict[str, int]:
+    """Write the bag; returns the number of messages per topic."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    kind, path = parse_data_spec(data)
+    by_clip: dict[Path, list] = defaultdict(list)
+    for record in load_records(kind, path, split):
+        by_clip[record.audio_path].append(record)
+    selected = list(by_clip.items())[:clips]
+    if not selected:
+        raise ValueError(f"{data} has no {split} frames to write")
+    messages, events, offset = _Messages(), [], start_s
+    for audio_path, records in tqdm(selected, desc="clips", leave=False):
+        pcm = float_to_pcm(load_audio(audio_path, SAMPLE_RATE)[:, None], "S16LE")
+        for first in range(0, len(pcm), chunk):
+            stamp = offset + first / SAMPLE_RATE
+            events.append(
+                (
+                    stamp,
+                    "audio",
+                    messages.audio(stamp, encode_pcm(pcm[first : first + chunk], "S16LE")),
+                )
+            )
+        duration = len(pcm) / SAMPLE_RATE
+        for record in records:
+            window_end = record.audio_window[1] if record.audio_window else duration / 2 + 0.5
+            stamp = offset + window_end
+            rgb = np.asarray(Image.open(record.image_path).convert("RGB"))
+            events.append((stamp, "image", messages.image(stamp, rgb, "rgb8")))
+            events.append((stamp, "camera_info", messages.camera_info(stamp, *rgb.shape[:2])))
+            mask_path = record.ground_truth.mask_path if record.ground_truth else None
+            if mask_path is not None:
+                mask = (np.asarray(Image.open(mask_path).convert("L")) > 127).astype(np.uint8)
+                events.append((stamp, "ground_truth", messages.image(stamp, mask * 255, "mono8")))
+        offset += duration
+    events.sort(key=lambda event: event[0])
+    sensor, latched = _qos(False, False, 5), _qos(True, True, 1)
+    kinds = {
+        "image": ("sensor_msgs/msg/Image", sensor),
+        "camera_info": ("sensor_msgs/msg/CameraInfo", sensor),
+        "audio": ("audio_common_msgs/msg/AudioDataStamped", sensor),
+        "audio_info": ("audio_common_msgs/msg/AudioInfo", latched),
+        "ground_truth": ("sensor_msgs/msg/Image", _qos(True, False, 10)),
+    }
+    plugin = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}[storage]
+    counts: dict[str, int] = defaultdict(int)
+    with Writer(out, version=9, storage_plugin=plugin) as writer:
+        connections = {
+            name: writer.add_connection(
+                getattr(topics, name),
+                msgtype,
+                typestore=messages.store,
+                offered_qos_profiles=[qos],
+            )
+            for name, (msgtype, qos) in kinds.items()
+        }
+        events.insert(0, (start_s, "audio_info", messages.audio_info()))
+        for stamp, name, message in events:
+            msgtype = kinds[name][0]
+            data_bytes = messages.store.serialize_cdr(message, msgtype)
+            writer.write(connections[name], round(stamp * 1e9), bytes(data_bytes))
+            counts[getattr(topics, name)] += 1
+    return dict(counts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="soundloc-make-bag", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="KIND:PATH of a benchmark (AVSBench layout)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--out", required=True, type=Path, help="bag directory to create")
+    parser.add_argument("--clips", type=int, help="only the first N clips")
+    parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
+    parser.add_argument("--chunk", type=int, default=320, help="audio samples per message")
+    args = parser.parse_args(argv)
+    if args.out.exists():
+        print(
+            f"soundloc-make-bag: {args.out} exists; remove it or choose another --out",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        counts = write_bag(args.data, args.split, args.out, args.clips, args.storage, args.chunk)
+    except (OSError, ValueError) as error:
+        print(f"soundloc-make-bag: {error}", file=sys.stderr)
+        return 1
+    for topic, count in counts.items():
+        print(f"{topic:24s} {count} messages")
+    print(f"wrote {args.out} ({args.storage})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
