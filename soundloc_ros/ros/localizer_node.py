@@ -39,11 +39,11 @@ from visualization_msgs.msg import Marker
 
 from soundloc_ros.core.backends import Localizer, create_backend
 from soundloc_ros.core.bundle import BundleError, load_bundle
-from soundloc_ros.core.features import level_dbfs
+from soundloc_ros.core.frame_pipeline import CameraModel, FramePipeline, FrameResult
 from soundloc_ros.core.image_codec import camera_encoding_spec, to_rgb8
 from soundloc_ros.core.pairing import FrameScheduler, PairedFrame, PairingConfig
 from soundloc_ros.core.pcm import AudioStreamFormat, PcmFormatError, downmix, pcm_to_float
-from soundloc_ros.core.postprocess import bearing_from_pixel, overlay, peak_pixel, resize_bilinear
+from soundloc_ros.core.postprocess import overlay
 from soundloc_ros.ros.conversions import (
     audio_to_numpy,
     image_to_numpy,
@@ -94,9 +94,9 @@ class LocalizerNode(Node):
         self.decode_ms: deque[float] = deque(maxlen=1000)  # image callback decoding
         self.coverage: deque[float] = deque(maxlen=300)
         self.localizer: Localizer | None = None
+        self.pipeline: FramePipeline | None = None
         self.model_error = ""
-        self.camera_matrix: np.ndarray | None = None
-        self._camera_size = (0, 0)
+        self.camera: CameraModel | None = None  # from camera_info; enables the bearing
         self._last_error_log: dict[str, float] = {}
         self._rates: Counter[str] = Counter()  # image, audio, published: this period
 
@@ -160,6 +160,8 @@ class LocalizerNode(Node):
                 config.min_coverage = parameter.value
             elif parameter.name == "mask_threshold" and self.localizer is not None:
                 self.localizer.mask_threshold = parameter.value
+            elif parameter.name == "silence_threshold_db" and self.pipeline is not None:
+                self.pipeline.silence_threshold_db = parameter.value
         return SetParametersResult(successful=True)
 
     # --- model ---
@@ -185,6 +187,7 @@ class LocalizerNode(Node):
             return
         self.scheduler.config.window_s = bundle.audio_frontend.window_seconds
         self.localizer = Localizer(backend, mask_threshold=self.param("mask_threshold"))
+        self.pipeline = FramePipeline(self.localizer, self.param("silence_threshold_db"))
         self.model_error = ""
         self.get_logger().info(f"loaded {path} on {backend.description}")
 
@@ -244,14 +247,15 @@ class LocalizerNode(Node):
             self.stream = stream
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        self.camera_matrix = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
-        self._camera_size = (msg.height, msg.width)
+        self.camera = CameraModel.from_camera_info(msg.k, msg.height, msg.width)
+        if self.camera is None:
+            self._warn("camera_info", "camera_info has no focal length (uncalibrated): no bearing")
 
     # --- inference thread ---
     def _inference_loop(self) -> None:
         while self._running:
             paired = self.scheduler.next_frame(timeout_s=0.1)
-            if paired is None or self.localizer is None:
+            if paired is None or self.pipeline is None:
                 continue
             try:
                 self._process(paired)
@@ -263,42 +267,31 @@ class LocalizerNode(Node):
         began = time.perf_counter()
         header, frame, encoding = paired.payload
         self.coverage.append(paired.audio.coverage)
-        height, width = frame.shape[:2]
-        silent = level_dbfs(paired.audio.samples) < self.param("silence_threshold_db")
-        if silent:
-            heatmap = np.zeros((height, width), np.float32)
-            mask = np.zeros((height, width), bool)
-        else:
-            rate = self.stream.sample_rate
-            inputs = self.localizer.inputs(frame, paired.audio.samples, rate, encoding)
-            inference_began = time.perf_counter()
-            raw = self.localizer.backend.run(inputs)
-            self.inference_ms.append((time.perf_counter() - inference_began) * 1e3)
-            result = self.localizer.outputs(raw)
-            heatmap = resize_bilinear(result.heatmap, height, width)
-            mask = heatmap >= self.localizer.mask_threshold
-            if self.localizer.bundle.mask is not None:
-                mask = resize_bilinear(result.mask.astype(np.float32), height, width) >= 0.5
-        self._publish(header, frame, encoding, heatmap, mask, None if silent else result.heatmap)
+        result = self.pipeline.process(
+            frame, encoding, paired.audio.samples, self.stream.sample_rate
+        )
+        if not result.silent:
+            self.inference_ms.append(result.timings_ms["inference"])
+        self._publish(header, frame, encoding, result)
         self.published += 1
         self._rates["published"] += 1
         self.latencies_ms.append((time.monotonic() - paired.arrival_s) * 1e3)
         self.processing_ms.append((time.perf_counter() - began) * 1e3)
 
-    def _publish(self, header, frame, encoding, heatmap, mask, model_map) -> None:
-        self.heatmap_pub.publish(numpy_to_image(heatmap, "32FC1", header))
-        self.mask_pub.publish(numpy_to_image(mask.astype(np.uint8) * 255, "mono8", header))
+    def _publish(self, header, frame, encoding, result: FrameResult) -> None:
+        self.heatmap_pub.publish(numpy_to_image(result.heatmap, "32FC1", header))
+        mask = result.mask.astype(np.uint8) * 255
+        self.mask_pub.publish(numpy_to_image(mask, "mono8", header))
         if self.overlay_pub.get_subscription_count() > 0:
-            blended = overlay(to_rgb8(frame, encoding), heatmap, self.param("overlay_alpha"))
+            rgb = to_rgb8(frame, encoding)
+            blended = overlay(rgb, result.heatmap, self.param("overlay_alpha"))
             self.overlay_pub.publish(numpy_to_image(blended[..., ::-1], "bgr8", header))
         marker = Marker(header=header, ns="soundloc", id=0)
-        if model_map is None or self.camera_matrix is None:
+        direction = result.bearing(self.camera)
+        if direction is None:
             marker.action = Marker.DELETE
             self.marker_pub.publish(marker)
             return
-        height, width = self._camera_size if all(self._camera_size) else frame.shape[:2]
-        u, v = peak_pixel(model_map, height, width)  # in CameraInfo pixels (binning-safe)
-        direction = bearing_from_pixel(u, v, self.camera_matrix)
         bearing = Vector3Stamped(header=header)
         bearing.vector.x, bearing.vector.y, bearing.vector.z = (float(c) for c in direction)
         self.bearing_pub.publish(bearing)

@@ -52,10 +52,15 @@ def output_names(bundle: ModelBundle) -> list[str]:
     return names
 
 
-def as_probability(values: np.ndarray, spec: OutputSpec) -> np.ndarray:
-    """A raw output map [1, 1, h, w] -> [h, w] float32 in [0, 1], per the bundle's `values`."""
+def output_plane(values: np.ndarray, spec: OutputSpec) -> np.ndarray:
+    """A raw output map [1, 1, h, w] -> [h, w] float32, checked finite."""
     plane = np.asarray(values, dtype=np.float32).reshape(spec.tensor.shape[2:])  # [h, w]
     check_finite(plane, spec.tensor.name)
+    return plane
+
+
+def as_probability(plane: np.ndarray, spec: OutputSpec) -> np.ndarray:
+    """An output plane [h, w] -> float32 in [0, 1], per the bundle's `values`."""
     if spec.values == "logit":
         plane = 0.5 * (1.0 + np.tanh(0.5 * plane))  # sigmoid without overflow warnings
     return np.clip(plane, 0.0, 1.0).astype(np.float32)
@@ -63,10 +68,15 @@ def as_probability(values: np.ndarray, spec: OutputSpec) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Localization:
-    """The model's answer at its own resolution: heatmap in [0, 1], mask True where sounding."""
+    """The model's answer at its own resolution: heatmap in [0, 1], mask True where sounding.
+
+    `scores` is the heatmap output before the sigmoid: it ranks positions where the heatmap has
+    saturated (a logit above ~17 is 1.0 in float32), so the peak is taken from it.
+    """
 
     heatmap: np.ndarray  # [h, w] float32
     mask: np.ndarray  # [h, w] bool
+    scores: np.ndarray  # [h, w] float32, monotone in the heatmap
 
 
 class Localizer:
@@ -93,12 +103,15 @@ class Localizer:
 
     def outputs(self, raw: dict[str, np.ndarray]) -> Localization:
         """Raw outputs -> heatmap and mask (the thresholded heatmap when there is no mask head)."""
-        heatmap = as_probability(raw[self.bundle.heatmap.tensor.name], self.bundle.heatmap)
-        if self.bundle.mask is not None:
-            mask = as_probability(raw[self.bundle.mask.tensor.name], self.bundle.mask) >= 0.5
+        bundle = self.bundle
+        scores = output_plane(raw[bundle.heatmap.tensor.name], bundle.heatmap)
+        heatmap = as_probability(scores, bundle.heatmap)
+        if bundle.mask is not None:
+            mask_plane = output_plane(raw[bundle.mask.tensor.name], bundle.mask)
+            mask = as_probability(mask_plane, bundle.mask) >= 0.5
         else:
             mask = heatmap >= self.mask_threshold
-        return Localization(heatmap=heatmap, mask=mask)
+        return Localization(heatmap=heatmap, mask=mask, scores=scores)
 
     def localize(self, rgb: np.ndarray, samples: np.ndarray, sample_rate: int) -> Localization:
         return self.outputs(self.backend.run(self.inputs(rgb, samples, sample_rate)))

@@ -1,0 +1,80 @@
+"""The node's per-frame pipeline (shared with replay) on real ONNX Runtime with the tiny bundle."""
+
+import numpy as np
+import pytest
+
+from soundloc_ros.core.backends import Localizer, create_backend
+from soundloc_ros.core.frame_pipeline import CameraModel, FramePipeline
+
+RATE = 16000
+
+
+def tone(seconds=1.0, level=0.3):
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (level * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+
+
+def camera(height=480, width=640):
+    focal = 0.9 * width
+    k = [focal, 0, (width - 1) / 2, 0, focal, (height - 1) / 2, 0, 0, 1]
+    return CameraModel.from_camera_info(k, height, width)
+
+
+@pytest.fixture
+def pipeline(tiny_bundle):
+    return FramePipeline(Localizer(create_backend(tiny_bundle, "onnxruntime")))
+
+
+def test_a_frame_gives_frame_size_outputs_a_peak_on_the_bright_cell_and_a_bearing(pipeline):
+    rgb = np.zeros((480, 640, 3), np.uint8)
+    rgb[:240, :320] = 255  # tiny graph: the map is the pooled brightness -> top-left cell
+    result = pipeline.process(rgb, "rgb8", tone(), RATE)
+    assert result.heatmap.shape == result.mask.shape == (480, 640)
+    assert result.heatmap.dtype == np.float32 and 0 <= result.heatmap.min() <= 1
+    np.testing.assert_array_equal(result.mask, result.heatmap >= 0.5)
+    u, v = result.peak
+    assert u < 320 and v < 240
+    direction = result.bearing(camera())
+    assert np.linalg.norm(direction) == pytest.approx(1) and direction[0] < 0 and direction[1] < 0
+    assert result.bearing(None) is None
+    assert set(result.timings_ms) == {"preprocess", "inference", "postprocess"}
+
+
+def test_bgr_frames_are_read_in_their_own_channel_order(pipeline):
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    rgb[32:, 32:] = 255
+    as_rgb = pipeline.process(rgb, "rgb8", tone(), RATE)
+    as_bgr = pipeline.process(np.ascontiguousarray(rgb[..., ::-1]), "bgr8", tone(), RATE)
+    np.testing.assert_allclose(as_rgb.heatmap, as_bgr.heatmap, atol=1e-6)
+
+
+def test_silence_gives_the_no_source_answer(pipeline):
+    pipeline.silence_threshold_db = -40.0
+    result = pipeline.process(np.full((48, 64, 3), 200, np.uint8), "rgb8", tone(level=0.001), RATE)
+    assert result.silent and not result.heatmap.any() and not result.mask.any()
+    assert result.peak is None and result.bearing(camera()) is None
+
+
+def test_the_peak_comes_from_the_scores_when_the_heatmap_saturates(tiny_bundle):
+    """Logits of 20 and 60 are both 1.0 after a float32 sigmoid: only the scores rank them."""
+    localizer = Localizer(create_backend(tiny_bundle, "onnxruntime"))
+    result = localizer.outputs({"heatmap": np.array([[[[20.0, 25.0], [60.0, 30.0]]]], np.float32)})
+    assert np.all(result.heatmap == 1.0)
+    row, col = np.unravel_index(np.argmax(result.scores), result.scores.shape)
+    assert (row, col) == (1, 0)
+
+
+def test_a_bearing_maps_back_to_its_pixel_through_binning():
+    frame_shape = (480, 640)
+    binned = camera(240, 320)  # CameraInfo of a 2x2-binned sensor describes half the pixels
+    u, v = 500.0, 100.0
+    k = binned.matrix
+    ray = np.array(
+        [((u + 0.5) / 2 - 0.5 - k[0, 2]) / k[0, 0], ((v + 0.5) / 2 - 0.5 - k[1, 2]) / k[1, 1], 1]
+    )
+    back = binned.pixel(ray / np.linalg.norm(ray), frame_shape)
+    np.testing.assert_allclose(back, (u, v), atol=1e-9)
+
+
+def test_an_uncalibrated_camera_info_gives_no_camera_model():
+    assert CameraModel.from_camera_info([0.0] * 9, 480, 640) is None
