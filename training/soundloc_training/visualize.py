@@ -2,55 +2,30 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
-from matplotlib import colormaps
-from PIL import Image
 
-from soundloc_ros.core.atomic import atomic_write_bytes
-from soundloc_ros.core.postprocess import normalize_minmax, resize_bilinear
+from soundloc_ros.core.pictures import draw_outline, save_png, tile_grid
+from soundloc_ros.core.postprocess import normalize_minmax, overlay, resize_bilinear
 from soundloc_training.data import FrameTable
 
 
-def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """RGB uint8 [H, W, 3] with the min-max normalized heatmap blended on top in 'jet'."""
+def heatmap_overlay(image: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
+    """RGB uint8 [H, W, 3] with the min-max normalized heatmap blended on top (the node's ramp)."""
     height, width = image.shape[:2]
-    heat = normalize_minmax(resize_bilinear(heatmap, height, width))
-    colours = colormaps["jet"](heat)[..., :3] * 255  # [H, W, 3]
-    return (alpha * colours + (1 - alpha) * image).astype(np.uint8)
-
-
-def outline(image: np.ndarray, mask: np.ndarray, colour=(255, 255, 255)) -> np.ndarray:
-    """Draw the boundary of a binary mask (resized to the image) on a copy of the image."""
-    height, width = image.shape[:2]
-    inside = resize_bilinear(mask.astype(np.float32), height, width) > 0.5
-    edge = inside & ~(
-        np.roll(inside, 1, 0)
-        & np.roll(inside, -1, 0)
-        & np.roll(inside, 1, 1)
-        & np.roll(inside, -1, 1)
-    )
-    marked = image.copy()
-    marked[edge] = colour
-    return marked
+    return overlay(image, normalize_minmax(resize_bilinear(heatmap, height, width)), 0.7)
 
 
 def save_contact_sheet(
     path: Path, table: FrameTable, heatmaps: np.ndarray, count: int = 12, columns: int = 4
 ) -> None:
-    """Evenly spaced frames of the table: each tile is the overlay with the GT outline."""
+    """Evenly spaced frames of the table: each tile is the frame beside its overlay + GT outline."""
     picks = np.linspace(0, len(table) - 1, min(count, len(table))).astype(int)
     tiles = []
     for index in picks:
-        tile = overlay(table.images[index], heatmaps[index])
+        tile = heatmap_overlay(table.images[index], heatmaps[index])
         if table.gt_maps is not None:
-            tile = outline(tile, table.gt_maps[index] > 0.5)
-        tiles.append(np.concatenate([table.images[index], tile], axis=1))
-    while len(tiles) % columns:
-        tiles.append(np.zeros_like(tiles[0]))
-    rows = [np.concatenate(tiles[i : i + columns], axis=1) for i in range(0, len(tiles), columns)]
-    buffer = io.BytesIO()
-    Image.fromarray(np.concatenate(rows, axis=0)).save(buffer, format="PNG")
-    atomic_write_bytes(path, buffer.getvalue())
+            tile = draw_outline(tile, table.gt_maps[index] > 0.5)
+        tiles.append(np.concatenate([table.images[index], tile], axis=1))  # [S, 2S, 3]
+    save_png(path, tile_grid(tiles, columns))
