@@ -29,6 +29,7 @@ setup(
             "soundloc_bundle = soundloc_ros.bundle_cli:main",
             "soundloc_node = soundloc_ros.ros.localizer_node:main",
             "soundloc_capture = soundloc_ros.ros.capture_node:main",
+            "soundloc-replay-eval = soundloc_ros.replay.cli:main",
         ],
     },
 )

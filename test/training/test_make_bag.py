@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 from soundloc_training.data import load_audio
 from soundloc_training.datasets.public import load_records
-from soundloc_training.make_bag import main, write_bag
+from soundloc_training.make_bag import dataset_clips, main, write_bag
 
 from soundloc_ros.core.pcm import decode_pcm, float_to_pcm
 from soundloc_ros.replay.messages import BagTopics, typestore
@@ -30,7 +30,7 @@ def test_a_written_bag_holds_frames_audio_and_masks_as_a_robot_records_them(
     tiny_synthav, tmp_path, storage
 ):
     data, topics = f"synthav:{tiny_synthav}", BagTopics()
-    counts = write_bag(data, "test", tmp_path / "bag", clips=2, storage=storage)
+    counts = write_bag(dataset_clips(data, "test", 2), tmp_path / "bag", storage=storage)
     assert (tmp_path / "bag" / "metadata.yaml").is_file()
     messages, qos = read_all(tmp_path / "bag")
     by_topic = {}

@@ -6,14 +6,18 @@ the end of their audio window) with a pinhole CameraInfo; the audio goes out in 
 start; the ground-truth mask of each frame goes on its own topic (mono8, the frame's header).
 MCAP by default (sqlite3 with --storage sqlite3), with metadata.yaml and the QoS a camera and
 a microphone driver offer (best effort for sensor data, transient local for AudioInfo), so
-`ros2 bag play` reproduces them.
+`ros2 bag play` reproduces them. The bag is written beside its destination and renamed into
+place when complete: an interrupted run leaves no bag that looks whole.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -100,19 +104,18 @@ class _Messages:
         )  # fmt: skip
 
 
-def write_bag(
-    data: str,
-    split: str,
-    out: Path,
-    clips: int | None = None,
-    storage: str = "mcap",
-    chunk: int = 320,
-    start_s: float = 1_700_000_000.0,
-    topics: BagTopics = BagTopics(),  # noqa: B008 - frozen dataclass
-) -> dict[str, int]:
-    """Write the bag; returns the number of messages per topic."""
-    from rosbags.rosbag2 import StoragePlugin, Writer
+@dataclass
+class BagClip:
+    """One clip to record: RGB frames at `frame_times` seconds into its mono audio."""
 
+    frames: list[np.ndarray]  # [H, W, 3] uint8
+    frame_times: list[float]  # seconds from the clip's first sample
+    audio: np.ndarray  # float32 in [-1, 1] at SAMPLE_RATE
+    masks: list[np.ndarray] | None = None  # [H, W] bool per frame: the sounding object
+
+
+def dataset_clips(data: str, split: str, clips: int | None = None) -> Iterator[BagClip]:
+    """The clips of a benchmark split on disk (AVSBench layout), one frame per record."""
     kind, path = parse_data_spec(data)
     by_clip: dict[Path, list] = defaultdict(list)
     for record in load_records(kind, path, split):
@@ -120,30 +123,47 @@ def write_bag(
     selected = list(by_clip.items())[:clips]
     if not selected:
         raise ValueError(f"{data} has no {split} frames to write")
-    messages, events, offset = _Messages(), [], start_s
-    for audio_path, records in tqdm(selected, desc="clips", leave=False):
-        pcm = float_to_pcm(load_audio(audio_path, SAMPLE_RATE)[:, None], "S16LE")
-        for first in range(0, len(pcm), chunk):
-            stamp = offset + first / SAMPLE_RATE
-            events.append(
-                (
-                    stamp,
-                    "audio",
-                    messages.audio(stamp, encode_pcm(pcm[first : first + chunk], "S16LE")),
-                )
-            )
-        duration = len(pcm) / SAMPLE_RATE
+    for audio_path, records in selected:
+        audio = load_audio(audio_path, SAMPLE_RATE)
+        duration = len(audio) / SAMPLE_RATE
+        frames, times, masks = [], [], []
         for record in records:
-            window_end = record.audio_window[1] if record.audio_window else duration / 2 + 0.5
-            stamp = offset + window_end
-            rgb = np.asarray(Image.open(record.image_path).convert("RGB"))
-            events.append((stamp, "image", messages.image(stamp, rgb, "rgb8")))
-            events.append((stamp, "camera_info", messages.camera_info(stamp, *rgb.shape[:2])))
+            times.append(record.audio_window[1] if record.audio_window else duration / 2 + 0.5)
+            frames.append(np.asarray(Image.open(record.image_path).convert("RGB")))
             mask_path = record.ground_truth.mask_path if record.ground_truth else None
             if mask_path is not None:
-                mask = (np.asarray(Image.open(mask_path).convert("L")) > 127).astype(np.uint8)
-                events.append((stamp, "ground_truth", messages.image(stamp, mask * 255, "mono8")))
-        offset += duration
+                masks.append(np.asarray(Image.open(mask_path).convert("L")) > 127)
+        yield BagClip(frames, times, audio, masks if len(masks) == len(frames) else None)
+
+
+def write_bag(
+    clips: Iterable[BagClip],
+    out: Path,
+    storage: str = "mcap",
+    chunk: int = 320,
+    start_s: float = 1_700_000_000.0,
+    topics: BagTopics = BagTopics(),  # noqa: B008 - frozen dataclass
+) -> dict[str, int]:
+    """Write the clips back to back as one recording; returns the number of messages per topic."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    messages, events, offset = _Messages(), [], start_s
+    for clip in tqdm(clips, desc="clips", leave=False):
+        pcm = float_to_pcm(clip.audio[:, None], "S16LE")
+        for first in range(0, len(pcm), chunk):
+            stamp = offset + first / SAMPLE_RATE
+            audio = messages.audio(stamp, encode_pcm(pcm[first : first + chunk], "S16LE"))
+            events.append((stamp, "audio", audio))
+        for k, (rgb, time_s) in enumerate(zip(clip.frames, clip.frame_times, strict=True)):
+            stamp = offset + time_s
+            events.append((stamp, "image", messages.image(stamp, rgb, "rgb8")))
+            events.append((stamp, "camera_info", messages.camera_info(stamp, *rgb.shape[:2])))
+            if clip.masks is not None:
+                mask = clip.masks[k].astype(np.uint8) * 255
+                events.append((stamp, "ground_truth", messages.image(stamp, mask, "mono8")))
+        offset += len(pcm) / SAMPLE_RATE
+    if not events:
+        raise ValueError("no clips to write")
     events.sort(key=lambda event: event[0])
     sensor, latched = _qos(False, False, 5), _qos(True, True, 1)
     kinds = {
@@ -155,7 +175,10 @@ def write_bag(
     }
     plugin = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}[storage]
     counts: dict[str, int] = defaultdict(int)
-    with Writer(out, version=9, storage_plugin=plugin) as writer:
+    staging = out.parent / f".{out.name}.partial"  # renamed into place when complete
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    with Writer(staging / out.name, version=9, storage_plugin=plugin) as writer:
         connections = {
             name: writer.add_connection(
                 getattr(topics, name),
@@ -171,6 +194,8 @@ def write_bag(
             data_bytes = messages.store.serialize_cdr(message, msgtype)
             writer.write(connections[name], round(stamp * 1e9), bytes(data_bytes))
             counts[getattr(topics, name)] += 1
+    (staging / out.name).rename(out)
+    staging.rmdir()
     return dict(counts)
 
 
@@ -190,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        counts = write_bag(args.data, args.split, args.out, args.clips, args.storage, args.chunk)
+        clips = dataset_clips(args.data, args.split, args.clips)
+        counts = write_bag(clips, args.out, args.storage, args.chunk)
     except (OSError, ValueError) as error:
         print(f"soundloc-make-bag: {error}", file=sys.stderr)
         return 1

@@ -1,0 +1,144 @@
+"""soundloc-replay-eval offline, on bags written with rosbags directly, with real ONNX Runtime."""
+
+import json
+
+import numpy as np
+import pytest
+
+from bags import T0, Topics, make_scene, write_scene_bag
+from soundloc_ros.core.backends import Localizer, create_backend
+from soundloc_ros.core.frame_pipeline import FramePipeline
+from soundloc_ros.core.metrics import LocalizationMetrics, MaskAccumulator, mask_to_map
+from soundloc_ros.replay.cli import main
+
+pytest.importorskip("rosbags", reason="rosbags is installed by make setup")
+
+
+def topic_args(topics: Topics) -> list[str]:
+    return ["--image-topic", topics.image, "--camera-info-topic", topics.camera_info,
+            "--audio-topic", topics.audio, "--audio-info-topic", topics.audio_info,
+            "--ground-truth-topic", topics.ground_truth]  # fmt: skip
+
+
+def run_cli(capsys, *args) -> tuple[int, dict | None, str]:
+    code = main([*map(str, args), "--quiet"])
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if code == 0 else None), err
+
+
+def expected_figures(bundle, scene) -> dict[str, float]:
+    """The same frames scored straight from the scene: audio second [t - 1, t] of each frame."""
+    pipeline = FramePipeline(Localizer(create_backend(bundle, "onnxruntime")))
+    metrics, masks, hits = LocalizationMetrics(), MaskAccumulator(), []
+    rate = scene.sample_rate
+    for frame, truth, t in zip(scene.frames, scene.masks, scene.frame_times, strict=True):
+        window = scene.mono[int((t - 1) * rate) : int(t * rate)]
+        result = pipeline.process(np.ascontiguousarray(frame[..., ::-1]), "bgr8", window, rate)
+        metrics.update(result.heatmap, gt_map=mask_to_map(truth), mask_gt=truth)
+        masks.update(result.mask.astype(np.float32), truth)
+        u, v = result.peak
+        hits.append(truth[round(v), round(u)])
+    figures = metrics.compute()
+    expected = {k: figures[k] for k in ("ciou", "auc", "miou", "fscore")}
+    expected.update(mask_miou=masks.compute()["miou"], peak_in_object=float(np.mean(hits)))
+    return expected
+
+
+def test_a_foreign_bag_is_scored_exactly_as_its_frames_would_be_directly(
+    tiny_bundle, tmp_path, capsys
+):
+    """Own topic names, sqlite3, bgr8, 48 kHz stereo announced by AudioInfo, no recorded QoS."""
+    scene, topics = make_scene(), Topics()
+    bag = write_scene_bag(tmp_path / "bag", scene, topics)
+    code, report, err = run_cli(capsys, bag, "--bundle", tiny_bundle.directory, "--out",
+                                tmp_path / "out", *topic_args(topics))  # fmt: skip
+    assert code == 0, err
+    assert report["counts"] == {"frames": 6, "outputs": 6, "scored": 6, "silent": 0,
+                                "outputs_without_ground_truth": 0}  # fmt: skip
+    for name, value in expected_figures(tiny_bundle, scene).items():
+        assert report["accuracy"][name] == pytest.approx(value, abs=1e-4), name
+    assert report["accuracy"]["bearing_error_deg_median"] >= 0
+    stages = report["latency_ms"]
+    assert {"decode", "preprocess", "inference", "postprocess", "total"} <= set(stages)
+    assert stages["total"]["n"] == 6 and stages["inference"]["p50"] > 0
+    assert report["drops"] == {} and report["speed_vs_real_time"] > 1
+    assert (tmp_path / "out" / "contact_sheet.png").stat().st_size > 0
+    assert (
+        json.loads((tmp_path / "out" / "report.json").read_text())["accuracy"] == report["accuracy"]
+    )
+
+
+def test_replay_is_deterministic_and_mcap_reads_like_sqlite3(tiny_bundle, tmp_path, capsys):
+    scene, topics = make_scene(seed=3), Topics()
+    reports = []
+    for i, storage in enumerate(("mcap", "sqlite3", "sqlite3")):
+        bag = write_scene_bag(tmp_path / f"bag_{i}", scene, topics, storage=storage)
+        out = tmp_path / f"out{i}"
+        code, report, err = run_cli(
+            capsys, bag, "--bundle", tiny_bundle.directory, "--out", out, *topic_args(topics)
+        )
+        assert code == 0, err
+        reports.append(report["accuracy"])
+    assert reports[0] == reports[1] == reports[2]
+
+
+def test_without_ground_truth_it_reports_latency_and_pictures(tiny_bundle, tmp_path, capsys):
+    topics = Topics(omit={"ground_truth", "camera_info"})
+    bag = write_scene_bag(tmp_path / "bag", make_scene(n_frames=3), topics, storage="mcap")
+    code, report, err = run_cli(capsys, bag, "--bundle", tiny_bundle.directory, "--out",
+                                tmp_path / "out", "--video", "3", *topic_args(topics))  # fmt: skip
+    assert code == 0, err
+    assert report["accuracy"] is None and "no ground-truth topic" in report["note"]
+    assert report["counts"]["outputs"] == 3 and report["latency_ms"]["inference"]["n"] == 3
+    assert set(report["pictures"]) == {"contact_sheet", "video"}
+    assert (tmp_path / "out" / "overlay.gif").read_bytes()[:6] == b"GIF89a"
+
+
+def test_late_audio_follows_the_node_policy_in_bag_time(tiny_bundle, tmp_path, capsys):
+    """Audio only up to 3.5 s: frames at 4, 5, 6 s wait out the deadline; `drop` drops them."""
+    scene, topics = make_scene(), Topics()
+    scene.audio = scene.audio[: int(3.5 * scene.sample_rate)]
+    bag = write_scene_bag(tmp_path / "bag", scene, topics)
+    args = [bag, "--bundle", tiny_bundle.directory, *topic_args(topics)]
+    code, report, err = run_cli(capsys, *args, "--late-policy", "drop", "--out", tmp_path / "a")
+    assert code == 0, err
+    assert report["counts"]["outputs"] == 3
+    assert sum(report["drops"].values()) == 3
+    code, report, _ = run_cli(capsys, *args, "--late-policy", "pad", "--out", tmp_path / "b")
+    assert report["counts"]["outputs"] == 4  # 4 s is half covered: padded; 5 and 6 s are not
+
+
+def test_bags_that_cannot_be_replayed_are_refused_with_the_reason(tiny_bundle, tmp_path, capsys):
+    bundle = ["--bundle", tiny_bundle.directory]
+    code, _, err = run_cli(capsys, tmp_path / "nowhere", *bundle)
+    assert code == 2 and "no bag at" in err
+
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "metadata.yaml").write_text("rosbag2_bagfile_information: [not, a, bag]\n")
+    code, _, err = run_cli(capsys, junk, *bundle)
+    assert code == 2 and "cannot read" in err and "rosbag2" in err
+
+    topics = Topics()
+    bag = write_scene_bag(tmp_path / "b1", make_scene(n_frames=2), topics)
+    code, _, err = run_cli(capsys, bag, *bundle)  # default topic names are not in this bag
+    assert code == 2 and "--image-topic" in err and topics.image in err
+
+    bag = write_scene_bag(tmp_path / "b2", make_scene(n_frames=2), topics,
+                          image_type="sensor_msgs/msg/CompressedImage")  # fmt: skip
+    code, _, err = run_cli(capsys, bag, *bundle, *topic_args(topics))
+    assert code == 2 and "CompressedImage" in err and "republish" in err
+
+    bag = write_scene_bag(tmp_path / "b3", make_scene(n_frames=2), topics, encoding="yuv422")
+    code, _, err = run_cli(capsys, bag, *bundle, *topic_args(topics), "--out", tmp_path / "o")
+    assert code == 2 and "could be localized" in err and "yuv422" in err
+
+
+def test_frames_are_stamped_where_the_scene_says(tmp_path):
+    """The helper bag itself: frame stamps are T0 + frame time (what the expectations assume)."""
+    from soundloc_ros.replay.bag import BagSource, stamp_seconds
+
+    topics = Topics()
+    with BagSource(write_scene_bag(tmp_path / "bag", make_scene(n_frames=2), topics), topics) as s:
+        stamps = [stamp_seconds(s.decode(m).header) for m in s.messages() if m.kind == "image"]
+    assert stamps == pytest.approx([T0 + 1.0, T0 + 2.0])
