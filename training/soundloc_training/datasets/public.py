@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .avsbench import load_avsbench_s4
 from .flickr import load_flickr_soundnet
+from .ingested import load_ingested
 from .records import FrameRecord
 from .vggss import load_vggss
 
@@ -34,6 +35,7 @@ LOADERS: dict[str, Loader] = {
     "tuxav": load_avsbench_s4,
     "vggss": _test_only("VGG-SS", load_vggss),
     "flickr": _test_only("Flickr-SoundNet", load_flickr_soundnet),
+    "bags": load_ingested,  # soundloc-ingest output: a robot's own recordings, unlabeled
 }
 
 

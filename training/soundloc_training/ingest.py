@@ -1,0 +1,360 @@
+"""`soundloc-ingest BAG... --out DATASET`: the robot's own recordings as unlabeled training data.
+
+Each bag is read in recording order (soundloc_ros.replay.bag) and its frames are paired with
+their audio windows by the node's own FrameScheduler, with the bag's log time as its clock, so
+training sees exactly the (frame, audio) pairs the node would have localized. Then:
+- subsampling: at most `--fps` frames per second are kept (a 30 Hz camera repeats itself);
+- silence filter: a frame whose window is quieter than `--silence-db` (the node's no-sound rule)
+  teaches nothing about sounding objects and is skipped;
+- de-duplication: a frame whose 16x16 grey thumbnail differs from the last kept frame's by less
+  than `--dedup` grey levels (mean absolute difference) is skipped: a parked robot records the
+  same picture for minutes;
+- clips: kept frames are grouped into clips of `--clip-seconds` of bag time. Frames of a clip
+  share one audio file (its span plus the window before the first frame) and, as in every
+  dataset here, are never each other's negatives; clips are assigned to train or val by a hash of
+  (bag, clip), so a resumed or repeated run splits the same way.
+
+Layout (read by `--data bags:DATASET`, loader `datasets/ingested.py`):
+    DATASET/frames/<bag>/<clip>_<k>.png    DATASET/audio/<bag>/<clip>.wav (mono, the bag's rate)
+    DATASET/manifest.jsonl                 one line per frame, then one {"bag_done": ...} per bag
+Safe to interrupt: every file is written atomically, and a clip's manifest lines are appended
+only after its files exist, so the manifest never names a half-written sample; a rerun with the
+same arguments skips finished bags and clips and resumes where it stopped. Ground-truth topics,
+if the bag has any, are not read: the dataset is unlabeled by construction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import sys
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from soundloc_ros.core.atomic import atomic_write_bytes
+from soundloc_ros.core.audio_buffer import AudioRingBuffer
+from soundloc_ros.core.features import LogMelConfig, level_dbfs
+from soundloc_ros.core.image_codec import to_rgb8
+from soundloc_ros.core.pairing import FrameScheduler, PairingConfig
+from soundloc_ros.core.pcm import AudioStreamFormat, PcmFormatError
+from soundloc_ros.replay.bag import (
+    BagSource,
+    ReplayError,
+    decode_audio,
+    decode_frame,
+    stamp_seconds,
+    stream_from_info,
+)
+from soundloc_ros.replay.messages import BagTopics
+
+MANIFEST = "manifest.jsonl"
+DATASET_FILE = "dataset.json"
+FORMAT_VERSION = 1
+THUMBNAIL = 16
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """What decides which samples a dataset holds; stored in dataset.json and checked on resume."""
+
+    fps: float = 2.0
+    silence_db: float = -55.0
+    dedup: float = 2.0  # mean |grey difference| of 16x16 thumbnails, 0-255; 0 keeps all
+    clip_seconds: float = 10.0
+    val_percent: float = 10.0
+    window_s: float = LogMelConfig().window_seconds
+    jitter_margin_s: float = 0.25  # audio kept before each window, for training's time jitter
+    audio_offset: float = 0.0
+    audio_deadline: float = 0.25
+    topics: dict[str, str] = field(default_factory=lambda: asdict(BagTopics()))
+
+
+@dataclass
+class _Clip:
+    index: int
+    frames: list[tuple[float, np.ndarray]] = field(default_factory=list)  # (stamp, rgb)
+
+
+def thumbnail(rgb: np.ndarray) -> np.ndarray:
+    grey = Image.fromarray(rgb).convert("L").resize((THUMBNAIL, THUMBNAIL), Image.Resampling.BOX)
+    return np.asarray(grey, np.float32)
+
+
+def split_of(bag: str, clip: int, val_percent: float) -> str:
+    digest = hashlib.sha256(f"{bag}/{clip}".encode()).digest()
+    return "val" if int.from_bytes(digest[:4], "big") % 10_000 < val_percent * 100 else "train"
+
+
+def _wav_bytes(samples: np.ndarray, rate: int) -> bytes:
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, data)
+
+
+def _png_bytes(rgb: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class Manifest:
+    """The append-only record of what the dataset holds (the only state a resume needs)."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / MANIFEST
+        self.done_bags: set[str] = set()
+        self.done_clips: set[tuple[str, int]] = set()
+        self.frames = 0
+        if self.path.is_file():
+            self._read()
+
+    def _read(self) -> None:
+        good = 0  # bytes up to the last complete line: an interrupted append is cut off
+        with open(self.path, "rb") as file:
+            for line in file:
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    break
+                if not line.endswith(b"\n"):
+                    break
+                good += len(line)
+                if "bag_done" in row:
+                    self.done_bags.add(row["bag_done"])
+                else:
+                    self.done_clips.add((row["bag"], row["clip_index"]))
+                    self.frames += 1
+        if good != self.path.stat().st_size:
+            with open(self.path, "r+b") as file:
+                file.truncate(good)
+
+    def append(self, rows: list[dict]) -> None:
+        with open(self.path, "a") as file:
+            file.write("".join(json.dumps(row) + "\n" for row in rows))
+            file.flush()
+            os.fsync(file.fileno())
+
+
+class BagIngester:
+    """One bag -> clips of kept (frame, audio) samples, appended to the dataset."""
+
+    def __init__(self, root: Path, config: IngestConfig, manifest: Manifest) -> None:
+        self.root, self.config, self.manifest = root, config, manifest
+        self.counts: Counter[str] = Counter()
+
+    def ingest(self, bag: Path) -> dict[str, int]:
+        config, name = self.config, bag.resolve().name
+        self.counts = Counter()
+        with BagSource(bag, BagTopics(**config.topics)) as source:
+            clock = _Clock()
+            pairing = PairingConfig(window_s=config.window_s, offset_s=config.audio_offset,
+                                    deadline_s=config.audio_deadline, late_policy="drop",
+                                    max_ready=10_000)  # fmt: skip
+            stream = AudioStreamFormat(16000, 1, "S16LE")
+            scheduler = FrameScheduler(pairing, stream.sample_rate, clock=clock)
+            span = config.clip_seconds + config.window_s + config.jitter_margin_s + 5.0
+            audio = AudioRingBuffer(stream.sample_rate, capacity_s=span)
+            state = _BagState(name)
+            total = sum(info.count for kind, info in source.info.items() if kind != "ground_truth")
+            for message in tqdm(source.messages(), total=total, desc=name, unit="msg",
+                                leave=False):  # fmt: skip
+                if message.kind == "ground_truth":
+                    continue  # the dataset is unlabeled by construction
+                clock.now_s = message.log_time_ns * 1e-9
+                msg = source.decode(message)
+                if message.kind == "audio_info":
+                    try:
+                        new = stream_from_info(msg)
+                    except (PcmFormatError, ValueError):
+                        self.counts["bad_audio_info"] += 1
+                        continue
+                    if new.sample_rate != stream.sample_rate:
+                        scheduler.reset_audio(new.sample_rate)
+                        audio = AudioRingBuffer(new.sample_rate, capacity_s=span)
+                    stream = new
+                elif message.kind == "audio":
+                    try:
+                        samples = decode_audio(msg, stream)
+                    except (PcmFormatError, ValueError):
+                        self.counts["bad_audio"] += 1
+                        continue
+                    if samples.size:
+                        scheduler.add_audio(stamp_seconds(msg.header), samples)
+                        audio.push(stamp_seconds(msg.header), samples)
+                        self._flush_if_past(state, stamp_seconds(msg.header), audio)
+                elif message.kind == "image":
+                    self._offer_frame(msg, scheduler, state)
+                while (paired := scheduler.next_frame(timeout_s=0.0)) is not None:
+                    self._keep_or_skip(paired, state, audio)
+            clock.now_s += pairing.deadline_s + 1.0
+            while (paired := scheduler.next_frame(timeout_s=0.0)) is not None:
+                self._keep_or_skip(paired, state, audio)
+            self._flush(state, audio)
+            self.counts.update({f"unpaired_{k}": v for k, v in scheduler.drops.items()})
+        return dict(self.counts)
+
+    def _offer_frame(self, msg, scheduler: FrameScheduler, state: _BagState) -> None:
+        self.counts["frames_in_bag"] += 1
+        stamp = stamp_seconds(msg.header)
+        if state.last_offered is not None and stamp - state.last_offered < 1.0 / self.config.fps:
+            self.counts["subsampled"] += 1
+            return
+        try:
+            frame, encoding = decode_frame(msg)
+        except ValueError:
+            self.counts["bad_image"] += 1
+            return
+        state.last_offered = stamp
+        scheduler.add_frame(stamp, to_rgb8(frame, encoding).copy())
+
+    def _flush_if_past(self, state: _BagState, stamp: float, audio: AudioRingBuffer) -> None:
+        """Write the open clip once bag time has left its span (its audio is still buffered)."""
+        if state.clip is not None and state.clip_index(stamp, self.config) != state.clip.index:
+            self._flush(state, audio)
+
+    def _keep_or_skip(self, paired, state: _BagState, audio: AudioRingBuffer) -> None:
+        config = self.config
+        state.first_stamp = paired.stamp_s if state.first_stamp is None else state.first_stamp
+        self._flush_if_past(state, paired.stamp_s, audio)
+        if level_dbfs(paired.audio.samples) < config.silence_db:
+            self.counts["silent"] += 1
+            return
+        rgb, small = paired.payload, thumbnail(paired.payload)
+        previous = state.last_thumbnail
+        if previous is not None and float(np.abs(small - previous).mean()) < config.dedup:
+            self.counts["duplicate"] += 1
+            return
+        state.last_thumbnail = small
+        if state.clip is None:
+            state.clip = _Clip(state.clip_index(paired.stamp_s, config))
+        state.clip.frames.append((paired.stamp_s, rgb))
+
+    def _flush(self, state: _BagState, audio: AudioRingBuffer) -> None:
+        """Write the clip's frames and audio, then record them in the manifest."""
+        clip, state.clip = state.clip, None
+        if clip is None or not clip.frames:
+            return
+        if (state.bag, clip.index) in self.manifest.done_clips:
+            self.counts["already_ingested"] += len(clip.frames)
+            return
+        config = self.config
+        start = clip.frames[0][0] + config.audio_offset - config.window_s - config.jitter_margin_s
+        end = clip.frames[-1][0] + config.audio_offset
+        window = audio.window(start, end)  # gaps zero-filled, as the node pads
+        clip_name = f"{state.bag}/{clip.index:06d}"
+        audio_file = Path("audio") / f"{clip_name}.wav"
+        _write(self.root / audio_file, _wav_bytes(window.samples, audio.sample_rate))
+        split = split_of(state.bag, clip.index, config.val_percent)
+        rows = []
+        for k, (stamp, rgb) in enumerate(clip.frames):
+            image_file = Path("frames") / f"{clip_name}_{k}.png"
+            _write(self.root / image_file, _png_bytes(rgb))
+            offset = stamp + config.audio_offset - start
+            rows.append({"name": f"{state.bag}_{clip.index:06d}_{k}", "bag": state.bag,
+                         "clip_index": clip.index, "image": str(image_file),
+                         "audio": str(audio_file), "window": [offset - config.window_s, offset],
+                         "stamp": stamp, "split": split})  # fmt: skip
+        self.manifest.append(rows)
+        self.counts["kept"] += len(rows)
+
+
+@dataclass
+class _BagState:
+    bag: str
+    last_offered: float | None = None
+    last_thumbnail: np.ndarray | None = None
+    first_stamp: float | None = None  # of the bag's first paired frame: clip 0 starts there
+    clip: _Clip | None = None
+
+    def clip_index(self, stamp: float, config: IngestConfig) -> int:
+        return int((stamp - self.first_stamp) // config.clip_seconds)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now_s = 0.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+def ingest(bags: list[Path], out: Path, config: IngestConfig) -> dict[str, dict[str, int]]:
+    """Ingest every bag not yet done; returns counts per bag."""
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"format": "soundloc-ingested", "version": FORMAT_VERSION, "config": asdict(config)}
+    record_path = out / DATASET_FILE
+    if record_path.is_file():
+        existing = json.loads(record_path.read_text())
+        if existing.get("config") != record["config"]:
+            raise ValueError(
+                f"{out} was ingested with other settings ({existing.get('config')}); use the "
+                "same options to resume or add bags, or a new --out"
+            )
+    else:
+        atomic_write_bytes(record_path, (json.dumps(record, indent=2) + "\n").encode())
+    names = [bag.resolve().name for bag in bags]
+    if len(set(names)) != len(names):
+        raise ValueError(f"bags are told apart by directory name; these repeat: {names}")
+    manifest = Manifest(out)
+    results = {}
+    for bag in bags:
+        name = bag.resolve().name
+        if name in manifest.done_bags:
+            results[name] = {"skipped": "already ingested"}
+            continue
+        counts = BagIngester(out, config, manifest).ingest(bag)
+        manifest.append([{"bag_done": name, "counts": counts}])
+        results[name] = counts
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    defaults, topics = IngestConfig(), BagTopics()
+    parser = argparse.ArgumentParser(prog="soundloc-ingest", description=__doc__.splitlines()[0])
+    parser.add_argument("bags", nargs="+", type=Path, help="rosbag2 directories (MCAP/sqlite3)")
+    parser.add_argument("--out", required=True, type=Path, help="dataset directory")
+    parser.add_argument("--fps", type=float, default=defaults.fps, help="frames kept per second")
+    parser.add_argument("--silence-db", type=float, default=defaults.silence_db)
+    parser.add_argument("--dedup", type=float, default=defaults.dedup,
+                        help="min mean grey change between kept frames (0: keep all)")  # fmt: skip
+    parser.add_argument("--clip-seconds", type=float, default=defaults.clip_seconds)
+    parser.add_argument("--val-percent", type=float, default=defaults.val_percent)
+    parser.add_argument("--audio-offset", type=float, default=defaults.audio_offset)
+    parser.add_argument("--image-topic", default=topics.image)
+    parser.add_argument("--audio-topic", default=topics.audio)
+    parser.add_argument("--audio-info-topic", default=topics.audio_info)
+    args = parser.parse_args(argv)
+    chosen = asdict(topics) | {"image": args.image_topic, "audio": args.audio_topic,
+                               "audio_info": args.audio_info_topic}  # fmt: skip
+    config = IngestConfig(fps=args.fps, silence_db=args.silence_db, dedup=args.dedup,
+                          clip_seconds=args.clip_seconds, val_percent=args.val_percent,
+                          audio_offset=args.audio_offset, topics=chosen)  # fmt: skip
+    try:
+        results = ingest(args.bags, args.out, config)
+    except (ReplayError, OSError, ValueError) as error:
+        print(f"soundloc-ingest: {error}", file=sys.stderr)
+        return 2
+    for bag, counts in results.items():
+        print(f"{bag}: {json.dumps(counts)}")
+    manifest = Manifest(args.out)
+    print(f"{args.out}: {manifest.frames} frames in {len(manifest.done_clips)} clips")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
