@@ -32,10 +32,22 @@ def load_model(checkpoint: dict | str | Path) -> tuple[Localizer, TrainConfig]:
         checkpoint = torch.load(checkpoint, weights_only=False, map_location="cpu")
     config = TrainConfig(**checkpoint["config"])
     model = Localizer(config.backbone, pretrained=config.pretrained, embed_dim=config.embed_dim)
-    missing, unexpected = model.load_state_dict(checkpoint["model"], strict=False)
-    if unexpected or any(not k.startswith("backbone.") for k in missing):
-        raise ValueError(
-            f"checkpoint does not fit the model: missing {missing}, unexpected {unexpected}"
-        )
+    load_trainable(model, checkpoint)
     model.eval()
     return model, config
+
+
+def load_trainable(model: Localizer, checkpoint: dict | str | Path) -> None:
+    """Put a checkpoint's trained weights into `model` (whose frozen backbone stays as built)."""
+    if not isinstance(checkpoint, dict):
+        checkpoint = torch.load(checkpoint, weights_only=False, map_location="cpu")
+    hint = "was it trained with another backbone or embed_dim?"
+    try:
+        missing, unexpected = model.load_state_dict(checkpoint["model"], strict=False)
+    except RuntimeError as error:  # tensors of another shape
+        raise ValueError(f"checkpoint does not fit the model ({hint}): {error}") from None
+    if unexpected or any(not k.startswith("backbone.") for k in missing):
+        raise ValueError(
+            f"checkpoint does not fit the model: missing {missing}, unexpected {unexpected}; "
+            + hint
+        )

@@ -102,9 +102,16 @@ def _window(record: FrameRecord, duration_s: float, window_s: float) -> tuple[fl
 def load_table(
     data: str, split: str, image_size: int, frontend: LogMelConfig, limit: int | None = None
 ) -> FrameTable:
-    """Read a split into memory (frames resized, audio resampled, evaluation maps drawn)."""
-    kind, path = parse_data_spec(data)
-    records = load_records(kind, path, split)
+    """Read a split into memory (frames resized, audio resampled, evaluation maps drawn).
+
+    `data` may join several datasets with '+' (e.g. 'bags:data/robot+tuxav:data/tuxav'): their
+    records are concatenated, clips stay apart (a clip is its audio file).
+    """
+    records = []
+    for spec in data.split("+"):
+        kind, path = parse_data_spec(spec)
+        records += load_records(kind, path, split)
+    kind = "+".join(parse_data_spec(spec)[0] for spec in data.split("+"))
     if limit is not None:
         records = records[:limit]
     clip_index: dict[Path, int] = {}

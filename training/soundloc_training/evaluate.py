@@ -57,6 +57,54 @@ def predict_heatmaps(
     return np.concatenate(maps).astype(np.float32)
 
 
+@torch.no_grad()
+def evaluate_label_free(
+    model: torch.nn.Module,
+    visual: VisualInputs,
+    table: FrameTable,
+    config: TrainConfig,
+    batch: int = 128,
+) -> dict[str, float]:
+    """Validation without ground truth (a robot's own recordings): how often a frame's own audio
+    is the best match of its image among `batch` frames of other clips (`retrieval_acc`), and
+    the baseline contrastive loss there (`contrastive_loss`). Frames are batched in table order,
+    so the figure is the same at every epoch for the same model."""
+    from soundloc_training.losses.contrastive import MultipleInstanceContrast
+
+    model.eval()
+    loss = MultipleInstanceContrast(config.tau)
+    correct, losses, counted = 0, [], 0
+    for start in range(0, len(table), batch):
+        indices = np.arange(start, min(start + batch, len(table)))
+        if len(np.unique(table.clip_ids[indices])) < 2:
+            continue  # no other clip to tell the frame's own audio from
+        features = visual.batch(indices)
+        if not visual.precomputed:
+            features = model.backbone(features)
+        embedded = model.embed_visual(features)  # [B, D, h, w]
+        audio = model.embed_audio(audio_batch(table, indices, config))  # [B, D]
+        similarity = model.all_pairs_similarity(embedded, audio)  # [B, B, h, w]
+        clip_ids = torch.from_numpy(table.clip_ids[indices])
+        logits = loss.logits(similarity, clip_ids)  # [B, B], same-clip pairs removed
+        correct += int((logits.argmax(dim=1) == torch.arange(len(indices))).sum())
+        losses.append(float(loss(similarity, clip_ids)) * len(indices))
+        counted += len(indices)
+    if counted == 0:
+        raise ValueError("label-free validation needs validation frames from two clips or more")
+    return {"retrieval_acc": round(correct / counted, 4),
+            "contrastive_loss": round(sum(losses) / counted, 4), "n_frames": counted}  # fmt: skip
+
+
+def validate(
+    model: torch.nn.Module, visual: VisualInputs, table: FrameTable, config: TrainConfig
+) -> dict[str, float]:
+    """Per-epoch validation figures: the localization metrics where the split has ground
+    truth, the label-free ones (evaluate_label_free) where it has none."""
+    if table.gt_maps is None:
+        return evaluate_label_free(model, visual, table, config)
+    return evaluate_heatmaps(predict_heatmaps(model, visual, table, config), table)
+
+
 def evaluate_heatmaps(
     heatmaps: np.ndarray | list[np.ndarray], table: FrameTable
 ) -> dict[str, float]:

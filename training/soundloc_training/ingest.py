@@ -67,7 +67,7 @@ class IngestConfig:
 
     fps: float = 2.0
     silence_db: float = -55.0
-    dedup: float = 2.0  # mean |grey difference| of 16x16 thumbnails, 0-255; 0 keeps all
+    dedup: float = 1.0  # mean |grey difference| of 16x16 thumbnails, 0-255; 0 keeps all
     clip_seconds: float = 10.0
     val_percent: float = 10.0
     window_s: float = LogMelConfig().window_seconds
@@ -170,7 +170,7 @@ class BagIngester:
             span = config.clip_seconds + config.window_s + config.jitter_margin_s + 5.0
             audio = AudioRingBuffer(stream.sample_rate, capacity_s=span)
             state = _BagState(name)
-            total = sum(info.count for kind, info in source.info.items() if kind != "ground_truth")
+            total = sum(info.count for info in source.info.values())
             for message in tqdm(source.messages(), total=total, desc=name, unit="msg",
                                 leave=False):  # fmt: skip
                 if message.kind == "ground_truth":
