@@ -40,7 +40,21 @@ class TrainConfig:
     feature_dropout: float = 0.5  # channel dropout on the visual features: keeps the head from
     # memorizing clip-specific appearance (without it the train loss keeps falling while the
     # validation maps degrade; see README)
-    select_metric: str = "auc"  # validation metric that picks best.pt
+    select_metric: str = "auc"  # validation metric that picks best.pt (no val labels:
+    # retrieval_acc, see evaluate.evaluate_label_free)
+    init_checkpoint: str | None = None  # fine-tuning: start from this run's trained weights
+    # --- `ier` (methods/ier.py, iterative.py); ignored by other methods ---
+    iterations: int = 2  # K: iteration 0 is the baseline objective, 1..K use pseudo-labels
+    iteration_epochs: int = 5  # epochs of each iteration 1..K (iteration 0 trains `epochs`)
+    fg_threshold: float = 0.6  # previous map, min-max normalized: above = confident sounding
+    bg_threshold: float = 0.3  # ... below = confident non-sounding (between: left out)
+    region_softness: float = 0.0  # 0: hard regions; > 0: sigmoid of this width at each threshold
+    region_tau: float = 0.07  # temperature of the region-pooled (LVS-style) contrasts
+    audio_clusters: int = 32  # k-means clusters of clip audio embeddings (re-estimated each k)
+    cluster_positives: bool = True  # other clips of a frame's cluster are positives (else ignored)
+    intra_weight: float = 1.0  # loss weights of iterations 1..K: intra-frame region contrast,
+    inter_weight: float = 1.0  # inter-frame cluster-aware contrast,
+    mil_weight: float = 1.0  # and the baseline's multiple-instance term (cluster-aware negatives)
     limit_train: int | None = None  # use only the first N training frames (smoke runs)
     limit_eval: int | None = None
     contact_sheet_frames: int = 12

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,25 @@ REFERENCE_MAP_SIZE = 14
 
 
 @torch.no_grad()
+def embedded_batches(
+    model: torch.nn.Module,
+    visual: VisualInputs,
+    table: FrameTable,
+    config: TrainConfig,
+    batch: int = 64,
+) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+    """(indices, visual embeddings [B, D, h, w], audio embeddings [B, D]) over the table in
+    order, each frame with its own un-augmented audio window (eval mode)."""
+    model.eval()
+    for start in range(0, len(table), batch):
+        indices = np.arange(start, min(start + batch, len(table)))
+        features = visual.batch(indices)
+        if not visual.precomputed:
+            features = model.backbone(features)
+        embedded = model.embed_visual(features)  # [B, D, h, w]
+        yield indices, embedded, model.embed_audio(audio_batch(table, indices, config))
+
+
 def predict_heatmaps(
     model: torch.nn.Module,
     visual: VisualInputs,
@@ -44,16 +64,10 @@ def predict_heatmaps(
     batch: int = 64,
 ) -> np.ndarray:
     """The model's similarity map for every frame with its own audio: [N, h, w] float32."""
-    model.eval()
-    maps = []
-    for start in range(0, len(table), batch):
-        indices = np.arange(start, min(start + batch, len(table)))
-        features = visual.batch(indices)
-        if not visual.precomputed:
-            features = model.backbone(features)
-        embedded = model.embed_visual(features)  # [B, D, h, w]
-        audio = model.embed_audio(audio_batch(table, indices, config))  # [B, D]
-        maps.append(model.paired_similarity(embedded, audio).numpy())
+    maps = [
+        model.paired_similarity(embedded, audio).numpy()  # [B, h, w]
+        for _, embedded, audio in embedded_batches(model, visual, table, config, batch)
+    ]
     return np.concatenate(maps).astype(np.float32)
 
 
@@ -71,18 +85,11 @@ def evaluate_label_free(
     so the figure is the same at every epoch for the same model."""
     from soundloc_training.losses.contrastive import MultipleInstanceContrast
 
-    model.eval()
     loss = MultipleInstanceContrast(config.tau)
     correct, losses, counted = 0, [], 0
-    for start in range(0, len(table), batch):
-        indices = np.arange(start, min(start + batch, len(table)))
+    for indices, embedded, audio in embedded_batches(model, visual, table, config, batch):
         if len(np.unique(table.clip_ids[indices])) < 2:
             continue  # no other clip to tell the frame's own audio from
-        features = visual.batch(indices)
-        if not visual.precomputed:
-            features = model.backbone(features)
-        embedded = model.embed_visual(features)  # [B, D, h, w]
-        audio = model.embed_audio(audio_batch(table, indices, config))  # [B, D]
         similarity = model.all_pairs_similarity(embedded, audio)  # [B, B, h, w]
         clip_ids = torch.from_numpy(table.clip_ids[indices])
         logits = loss.logits(similarity, clip_ids)  # [B, B], same-clip pairs removed

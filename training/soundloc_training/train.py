@@ -8,6 +8,7 @@ identical on every replica. Every epoch appends a JSON line of figures to `log.j
 on val, never on test).
 `--resume` continues from `last.pt` exactly: all randomness of an epoch is derived from
 (seed, epoch, rank), so a resumed run sees the same batches and augmentations.
+`method: ier` runs its iterations 0..K, each one such run in OUT/iter_<k>/ (iterative.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -28,10 +30,15 @@ import yaml
 from tqdm import tqdm
 
 from soundloc_ros.core.atomic import atomic_write_text
-from soundloc_training.checkpoints import load_model, save_checkpoint, trainable_state
+from soundloc_training.checkpoints import (
+    load_model,
+    load_trainable,
+    save_checkpoint,
+    trainable_state,
+)
 from soundloc_training.config import TrainConfig, load_config
 from soundloc_training.data import FrameTable, VisualInputs, audio_batch, load_table
-from soundloc_training.evaluate import evaluate_heatmaps, predict_heatmaps
+from soundloc_training.evaluate import predict_heatmaps, validate
 from soundloc_training.methods import build_method
 from soundloc_training.models.localizer import Localizer
 from soundloc_training.visualize import save_contact_sheet
@@ -86,6 +93,8 @@ def train_one_epoch(
             audio_batch(table, indices, config, rng),
             torch.from_numpy(table.clip_ids[indices]),
             not visual.precomputed,
+            torch.from_numpy(indices),
+            torch.from_numpy(flip),
         )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -113,13 +122,21 @@ def _parse_overrides(pairs: list[str]) -> dict[str, object]:
     return overrides
 
 
+Prepare = Callable[[torch.nn.Module, FrameTable, VisualInputs], None]
+
+
 def run(
-    config: TrainConfig, resume: bool = False, stop_after: int | None = None
+    config: TrainConfig,
+    resume: bool = False,
+    stop_after: int | None = None,
+    prepare: Prepare | None = None,
 ) -> dict[str, object]:
     """Train per `config`; returns the run summary (also written to out_dir/summary.json).
 
     `stop_after` ends this invocation after that many epochs (a time-limited job); the run
-    is then continued with `resume=True`.
+    is then continued with `resume=True`. `prepare(method, train_table, train_visual)` runs
+    once the training data is ready and before a resumed state is loaded (iterative.py uses it
+    to initialize from the previous iteration and hand over its pseudo-labels).
     """
     run_started = time.monotonic()
     rank, world = _distributed()
@@ -136,9 +153,12 @@ def run(
         atomic_write_text(out / "config.yaml", yaml.safe_dump(asdict(config), sort_keys=False))
 
     model = Localizer(config.backbone, pretrained=config.pretrained, embed_dim=config.embed_dim)
-    step_module = build_method(config, model)
+    if config.init_checkpoint and not (resume and (out / "last.pt").is_file()):
+        load_trainable(model, config.init_checkpoint)  # fine-tuning; a resume has its own state
+    method = build_method(config, model)
+    step_module = method
     if world > 1:
-        step_module = torch.nn.parallel.DistributedDataParallel(step_module)
+        step_module = torch.nn.parallel.DistributedDataParallel(method)
     frontend, size = config.audio_frontend, config.image_size
     train_table = load_table(config.data, "train", size, frontend, config.limit_train)
     val_table = load_table(config.data, "val", size, frontend, config.limit_eval)
@@ -149,6 +169,13 @@ def run(
     if rank != 0:
         train_visual = VisualInputs(model, train_table, config)
     val_visual = VisualInputs(model, val_table, config) if rank == 0 else None
+    if val_table.gt_maps is None and config.select_metric != "retrieval_acc":
+        raise ValueError(
+            f"the val split of {config.data} has no ground truth to compute "
+            f"{config.select_metric!r} on; set select_metric: retrieval_acc (label-free)"
+        )
+    if prepare is not None:
+        prepare(method, train_table, train_visual)
 
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
@@ -176,9 +203,7 @@ def run(
         )
         elapsed += time.monotonic() - began
         if rank == 0:
-            val = evaluate_heatmaps(
-                predict_heatmaps(model, val_visual, val_table, config), val_table
-            )
+            val = validate(model, val_visual, val_table, config)
             line = {"epoch": epoch, "train": figures, "val": val, "lr": scheduler.get_last_lr()[0],
                     "train_time_s": round(elapsed, 1)}  # fmt: skip
             with open(out / "log.jsonl", "a") as log:
@@ -230,8 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as error:
         print(f"soundloc-train: {error}", file=sys.stderr)
         return 2
+    if config.method == "ier":  # iterations 0..K, each a run of its own
+        from soundloc_training.iterative import run_iterations as train
+    else:
+        train = run
     try:
-        summary = run(config, resume=args.resume, stop_after=args.stop_after)
+        summary = train(config, resume=args.resume, stop_after=args.stop_after)
     except FileExistsError as error:
         print(f"soundloc-train: {error}", file=sys.stderr)
         return 2

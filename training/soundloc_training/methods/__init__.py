@@ -6,9 +6,10 @@ from torch import nn
 
 from soundloc_training.config import TrainConfig
 from soundloc_training.methods.baseline import BaselineMethod
+from soundloc_training.methods.ier import IERMethod
 from soundloc_training.models.localizer import Localizer
 
-METHODS = {"baseline": BaselineMethod}
+METHODS = {"baseline": BaselineMethod, "ier": IERMethod}
 
 
 def build_method(config: TrainConfig, model: Localizer) -> nn.Module:

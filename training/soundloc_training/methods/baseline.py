@@ -27,8 +27,14 @@ class BaselineMethod(nn.Module):
         logmel: torch.Tensor,
         clip_ids: torch.Tensor,
         visual_is_image: bool,
+        frames: torch.Tensor,
+        flipped: torch.Tensor,
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """visual_input: cached backbone features [B, C, h, w], or images if the backbone trains."""
+        """visual_input: cached backbone features [B, C, h, w], or images if the backbone trains.
+
+        frames / flipped (training-table indices, mirrored or not) are part of every method's
+        step signature for per-frame pseudo-labels (`ier`); the baseline has none.
+        """
         features = self.model.backbone(visual_input) if visual_is_image else visual_input
         visual = self.model.embed_visual(self.feature_dropout(features))  # [B, D, h, w]
         audio = self.model.embed_audio(logmel)  # [B, D]

@@ -1,0 +1,83 @@
+"""`ier`: iterative contrastive learning (Lin et al., CVIU 2023; built from its abstract).
+
+One iteration's training step. Iteration 0 has no pseudo-labels and trains the baseline's
+multiple-instance objective (losses/contrastive.py). Iterations 1..K get fixed pseudo-labels from
+the frozen model of the previous iteration (pseudo_labels.py; driven by iterative.py) and train
+    intra_weight * intra-frame region contrast  (losses/region_contrast.py)
+  + inter_weight * inter-frame cluster-aware contrast  (losses/cluster_contrast.py)
+  + mil_weight * the baseline's multiple-instance term, with clips of the frame's own audio
+    cluster removed from its negatives.
+The multiple-instance term keeps a path to correct the pseudo-labels: the region losses alone can
+only reinforce the previous map, while the max over positions can move to a better place.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from soundloc_training.config import TrainConfig
+from soundloc_training.losses.cluster_contrast import InterFrameClusterContrast
+from soundloc_training.losses.contrastive import MultipleInstanceContrast
+from soundloc_training.losses.region_contrast import IntraFrameRegionContrast, region_mean
+from soundloc_training.models.localizer import Localizer
+from soundloc_training.pseudo_labels import PseudoLabels, confident_regions
+
+
+class IERMethod(nn.Module):
+    """One training step's computation, as a module so DDP can wrap it."""
+
+    def __init__(self, model: Localizer, config: TrainConfig) -> None:
+        super().__init__()
+        confident_regions(torch.zeros(1, 1, 1), config.fg_threshold, config.bg_threshold,
+                          config.region_softness)  # fmt: skip  # validates the thresholds now
+        self.model = model
+        self.feature_dropout = nn.Dropout2d(config.feature_dropout)
+        self.mil = MultipleInstanceContrast(
+            config.tau, config.positive_fraction, config.background_fraction
+        )
+        self.intra = IntraFrameRegionContrast(config.region_tau)
+        self.inter = InterFrameClusterContrast(config.region_tau, config.cluster_positives)
+        self.weights = (config.intra_weight, config.inter_weight, config.mil_weight)
+        self.pseudo_labels: PseudoLabels | None = None  # plain attribute: not a DDP buffer
+
+    def set_pseudo_labels(self, labels: PseudoLabels) -> None:
+        self.pseudo_labels = labels
+
+    def forward(
+        self,
+        visual_input: torch.Tensor,
+        logmel: torch.Tensor,
+        clip_ids: torch.Tensor,
+        visual_is_image: bool,
+        frames: torch.Tensor,
+        flipped: torch.Tensor,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """frames [B]: indices into the training table (keys of the pseudo-labels); flipped [B]:
+        whose features were mirrored (their pseudo-maps are mirrored too)."""
+        features = self.model.backbone(visual_input) if visual_is_image else visual_input
+        visual = self.model.embed_visual(self.feature_dropout(features))  # [B, D, h, w]
+        audio = self.model.embed_audio(logmel)  # [B, D]
+        similarity = self.model.all_pairs_similarity(visual, audio)  # [B, B, h, w]
+        if self.pseudo_labels is None:  # iteration 0: the baseline objective
+            loss = self.mil(similarity, clip_ids)
+            return loss, {"retrieval_acc": self._accuracy(similarity, clip_ids)}
+        sounding, non_sounding = self.pseudo_labels.regions(frames, flipped)  # [B, h, w] each
+        clusters = self.pseudo_labels.clusters[clip_ids]  # [B]
+        own = similarity.diagonal(dim1=0, dim2=1).movedim(-1, 0)  # [B, h, w]
+        scores = region_mean(similarity, sounding)  # [B, B]: image i's region vs audio j
+        intra = self.intra(own, sounding, non_sounding)
+        inter = self.inter(scores, clip_ids, clusters)
+        # cluster ids as the groups whose members are not each other's negatives (a clip lies
+        # in one cluster, so its other frames stay excluded as in the baseline)
+        mil = self.mil(similarity, clusters)
+        w_intra, w_inter, w_mil = self.weights
+        loss = w_intra * intra + w_inter * inter + w_mil * mil
+        stats = {"intra": float(intra), "inter": float(inter), "mil": float(mil),
+                 "retrieval_acc": self._accuracy(similarity, clusters)}  # fmt: skip
+        return loss, stats
+
+    @torch.no_grad()
+    def _accuracy(self, similarity: torch.Tensor, groups: torch.Tensor) -> float:
+        logits = self.mil.logits(similarity, groups)  # [B, B]
+        return float((logits.argmax(dim=1) == torch.arange(len(logits))).float().mean())
