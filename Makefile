@@ -32,6 +32,8 @@ $(BUNDLE)/bundle.json: models/tuxav_baseline.pt
 lock: setup
 	$(PYTHON) -m pip freeze --exclude-editable | grep -v ' @ ' > requirements/lock.txt
 
-# Every RESULTS.md row: build benchmarks, train, evaluate on test, render (tens of minutes).
+# Every RESULTS.md row: build benchmarks, train, evaluate on test, render (an hour or more):
+# the benchmark rows, and the self-training row (bags -> ingest -> fine-tune -> replay).
 results: setup
+	$(PYTHON) scripts/reproduce_self_training.py
 	$(PYTHON) scripts/reproduce_results.py

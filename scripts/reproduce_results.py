@@ -4,7 +4,10 @@
 
 Each (benchmark, method) trains from its config under training/configs/ unless its run already
 finished (runs/<name>/summary.json), is evaluated on the test split, and its JSON row is written to
-results/<benchmark>_test_<method>.json. RESULTS.md is then rendered from all rows.
+results/<benchmark>_test_<method>.json. An iterative method (`ier`) gets one row per iteration k,
+results/<benchmark>_test_ier_iter<k>.json, from that iteration's own best.pt, with the epochs and
+training time spent up to and including it (so rows compare at equal compute). RESULTS.md is then
+rendered from all rows.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from soundloc_training.report import load_results, render
+from soundloc_training.report import load_results, render, render_replay
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = {  # (benchmark, method) -> config
     ("synthav", "baseline"): "training/configs/synthav_baseline.yaml",
+    ("synthav", "ier"): "training/configs/synthav_ier.yaml",
     ("tuxav", "baseline"): "training/configs/tuxav_baseline.yaml",
+    ("tuxav", "ier"): "training/configs/tuxav_ier.yaml",
 }
 HEADER = """# Results
 
@@ -30,7 +35,9 @@ do not edit by hand. Test splits only; checkpoints were chosen on the validation
 AUC follow the LVS protocol (224 x 224, median threshold, cIoU = success rate at 0.5); mIoU and
 F-score follow AVSBench on the min-max normalized map (F max over the whole set). `random` is
 uniform noise at the model's map resolution, `center_prior` a centred Gaussian, `oracle` the
-ground-truth mask used as the heatmap. Times are wall-clock on the machine in
+ground-truth mask used as the heatmap. `epochs` counts every training epoch behind a row (for
+`ier` iteration k: iterations 0..k together), and times are summed the same way. Times are
+wall-clock on the machine in
 `benchmarks/results/` (2 CPU cores, no GPU): the training steps alone, and the whole
 `soundloc-train` run (data loading, frozen-feature caching, training, per-epoch validation),
 excluding benchmark generation. Heatmap contact sheets of each run's validation frames are written
@@ -55,19 +62,47 @@ def reproduce(benchmark: str, method: str, config_path: str) -> None:
     if not summary_path.is_file():  # continue an interrupted run rather than refuse it
         sh([*train_command, "--resume"])
     summary = json.loads(summary_path.read_text())
-    eval_command = ["soundloc-eval", "--data", config["data"], "--split", "test",
-                    "--checkpoint", f"{config['out_dir']}/best.pt", "--json"]  # fmt: skip
-    row = json.loads(sh(eval_command).strip().splitlines()[-1])
-    row.update(
-        command=shlex.join(eval_command),
-        train_command=shlex.join(train_command),
-        train_time_s=summary["train_time_s"],
-        wall_time_s=summary.get("wall_time_s"),
-        best_val=summary["best"],
-    )
-    out = ROOT / "results" / f"{benchmark}_test_{method}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(row, indent=2) + "\n")
+    (ROOT / "results").mkdir(exist_ok=True)
+    if "iterations" not in summary:
+        row = evaluate(config["data"], f"{config['out_dir']}/best.pt")
+        row.update(
+            train_command=shlex.join(train_command),
+            epochs=summary["epochs_done"],
+            train_time_s=summary["train_time_s"],
+            wall_time_s=summary.get("wall_time_s"),
+            best_val=summary["best"],
+        )
+        write_row(f"{benchmark}_test_{method}.json", row)
+        return
+    epochs = train_time = wall_time = 0.0
+    for k, iteration in enumerate(summary["iterations"]):
+        epochs += iteration["epochs"]
+        train_time += iteration["train_time_s"]
+        wall_time += iteration["wall_time_s"] or 0.0
+        row = evaluate(config["data"], f"{config['out_dir']}/iter_{k}/best.pt")
+        row.update(
+            iteration=k,
+            val_selected=k == summary["iteration"],
+            train_command=shlex.join(train_command),
+            epochs=int(epochs),
+            train_time_s=round(train_time, 1),
+            wall_time_s=round(wall_time, 1),
+            best_val=iteration["best"],
+        )
+        write_row(f"{benchmark}_test_{method}_iter{k}.json", row)
+
+
+def evaluate(data: str, checkpoint: str) -> dict[str, object]:
+    """The `soundloc-eval --json` row of a checkpoint on the test split, with its command."""
+    command = ["soundloc-eval", "--data", data, "--split", "test", "--checkpoint", checkpoint,
+               "--json"]  # fmt: skip
+    row = json.loads(sh(command).strip().splitlines()[-1])
+    row["command"] = shlex.join(command)
+    return row
+
+
+def write_row(name: str, row: dict[str, object]) -> None:
+    (ROOT / "results" / name).write_text(json.dumps(row, indent=2) + "\n")
 
 
 def main() -> int:
@@ -77,7 +112,13 @@ def main() -> int:
     for (benchmark, method), config in RUNS.items():
         if args.only in (None, benchmark):
             reproduce(benchmark, method, config)
-    (ROOT / "RESULTS.md").write_text(HEADER + render(load_results(ROOT / "results")))
+    replays = [
+        json.loads(p.read_text()) for p in sorted((ROOT / "results" / "replay").glob("*.json"))
+    ]
+    text = HEADER + render(load_results(ROOT / "results"))
+    if replays:
+        text += "\n" + render_replay(replays)
+    (ROOT / "RESULTS.md").write_text(text)
     print("wrote RESULTS.md")
     return 0
 

@@ -1,9 +1,11 @@
 """`soundloc-report`: render RESULTS.md tables from the JSON rows kept under results/.
 
 Each results/*.json is what `soundloc-eval --json` printed, plus `command` (the evaluation
-command), `train_command` and `train_time_s` (when a model was trained). One table per
-benchmark/split; the random, center-prior and oracle rows come from the same evaluation as the
-methods (same frames), so all rows of a table are comparable.
+command), `train_command`, `epochs` and `train_time_s` (when a model was trained), and for an
+iterative method `iteration` (its rows are listed in order) and `val_selected` (the iteration
+whose validation score picked the run's best.pt). One table per benchmark/split; the random,
+center-prior and oracle rows come from the same evaluation as the methods (same frames), so all
+rows of a table are comparable.
 """
 
 from __future__ import annotations
@@ -34,20 +36,24 @@ def render(results: list[dict[str, object]]) -> str:
         lines = [
             f"### {benchmark} {split} ({n_frames} frames)",
             "",
-            "| method | cIoU | AUC | mIoU | F-score | training steps / whole run | reproduce |",
-            "|---|---|---|---|---|---|---|",
+            "| method | cIoU | AUC | mIoU | F-score | epochs | training steps / whole run "
+            "| reproduce |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for name in REFERENCE_ROWS:
             scores = rows[0]["baselines"][name]
             lines.append(
                 f"| {name} | "
                 + " | ".join(_cell(scores, k) for k in METRICS)
-                + " | – | (printed by every evaluation) |"
+                + " | – | – | (printed by every evaluation) |"
             )
         for row in rows:
             label = str(row["method"]) + (
                 f" (iteration {row['iteration']})" if "iteration" in row else ""
             )
+            if row.get("val_selected"):
+                label += ", val-selected"
+            epochs = row.get("epochs", "–")
             times = [row.get("train_time_s"), row.get("wall_time_s")]
             time_cell = " / ".join("–" if t is None else f"{t / 60:.1f} min" for t in times)
             commands = [c for c in (row.get("train_command"), row.get("command")) if c]
@@ -55,19 +61,62 @@ def render(results: list[dict[str, object]]) -> str:
             lines.append(
                 f"| {label} | "
                 + " | ".join(_cell(row["metrics"], k) for k in METRICS)
-                + f" | {time_cell} | {reproduce} |"
+                + f" | {epochs} | {time_cell} | {reproduce} |"
             )
         sections.append("\n".join(lines))
     return "\n\n".join(sections) + "\n"
 
 
+REPLAY_METRICS = ("ciou", "auc", "miou", "fscore", "mask_miou", "peak_in_object",
+                  "bearing_error_deg_median")  # fmt: skip
+
+
+def render_replay(records: list[dict[str, object]]) -> str:
+    """Tables of replay evaluations (results/replay/*.json, scripts/reproduce_self_training.py):
+    bundles measured by soundloc-replay-eval on a recorded bag, one row per bundle."""
+    sections = []
+    for record in records:
+        ingest, finetune = record.get("ingest") or {}, record.get("finetune") or {}
+        lines = [
+            f"### Self-training from recordings: {record['benchmark']} {record['split']}, "
+            "replayed as a bag",
+            "",
+            f"{record['evaluation']}. The starting checkpoint is fine-tuned on the TuxAV train "
+            f"split recorded as a bag and ingested without its labels ({ingest.get('kept', '?')} "
+            f"of {ingest.get('frames_in_bag', '?')} frames kept: {ingest.get('duplicate', 0)} "
+            f"near-duplicates and {ingest.get('silent', 0)} silent dropped), best.pt chosen by "
+            f"label-free val retrieval accuracy ({finetune.get('best', {}).get('retrieval_acc')})"
+            f"; training steps {finetune.get('train_time_s', 0) / 60:.1f} min. Steps: "
+            + "; ".join(f"`{step}`" for step in record["steps"])
+            + ".",
+            "",
+            "| bundle | cIoU | AUC | mIoU | F-score | mask mIoU | peak on object | "
+            "bearing error (median) | frames | reproduce |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, row in record["rows"].items():
+            scores = row["accuracy"]
+            cells = [_cell(scores, k) for k in REPLAY_METRICS[:-1]]
+            cells.append(f"{scores['bearing_error_deg_median']:.1f}°")
+            lines.append(f"| {name} | " + " | ".join(cells)
+                         + f" | {row['counts']['scored']} | `{row['command']}` |")  # fmt: skip
+        sections.append("\n".join(lines))
+    return "\n\n".join(sections) + "\n"
+
+
 def load_results(directory: Path) -> list[dict[str, object]]:
+    """Every evaluation row under `directory`; other JSON records kept there (no `method` and
+    `metrics`, e.g. a replay evaluation's) are not table rows and are named on stderr."""
     rows = []
-    for path in sorted(directory.glob("*.json")):
+    for path in sorted(directory.glob("*.json")):  # results/replay/ holds replay records
         try:
-            rows.append(json.loads(path.read_text()))
+            row = json.loads(path.read_text())
         except json.JSONDecodeError as error:
             raise ValueError(f"{path} is not valid JSON ({error}); re-run its evaluation") from None
+        if not {"method", "metrics", "baselines"} <= set(row):
+            print(f"soundloc-report: {path} is not an evaluation row; left out", file=sys.stderr)
+            continue
+        rows.append(row)
     if not rows:
         raise ValueError(f"no result rows (*.json) in {directory}")
     return rows
