@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
+from replay_bags import T0, Topics, make_scene, write_scene_bag
 
-from bags import T0, Topics, make_scene, write_scene_bag
 from soundloc_ros.core.backends import Localizer, create_backend
 from soundloc_ros.core.frame_pipeline import FramePipeline
 from soundloc_ros.core.metrics import LocalizationMetrics, MaskAccumulator, mask_to_map

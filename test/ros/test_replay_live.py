@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "replay"))
-from bags import Topics, make_scene, write_scene_bag
+from replay_bags import Topics, make_scene, write_scene_bag
+
 from soundloc_ros.replay.cli import main
 
 pytest.importorskip("rosbags", reason="rosbags is installed by make setup")

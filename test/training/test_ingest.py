@@ -10,10 +10,14 @@ import soundfile
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "replay"))
+from replay_bags import (  # the replay tests' foreign-recorder bags
+    Topics,
+    make_scene,
+    write_scene_bag,
+)
 from soundloc_training.data import load_table
 from soundloc_training.ingest import IngestConfig, Manifest, ingest, main
 
-from bags import Topics, make_scene, write_scene_bag  # the replay tests' foreign-recorder bags
 from soundloc_ros.core.features import LogMelConfig
 
 pytest.importorskip("rosbags", reason="rosbags is installed by make setup")
