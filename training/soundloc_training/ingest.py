@@ -43,17 +43,16 @@ from soundloc_ros.core.atomic import atomic_write_bytes
 from soundloc_ros.core.audio_buffer import AudioRingBuffer
 from soundloc_ros.core.features import LogMelConfig, level_dbfs
 from soundloc_ros.core.image_codec import to_rgb8
-from soundloc_ros.core.pairing import FrameScheduler, PairingConfig
-from soundloc_ros.core.pcm import AudioStreamFormat, PcmFormatError
+from soundloc_ros.core.pairing import PairingConfig
+from soundloc_ros.core.pcm import AudioStreamFormat
 from soundloc_ros.replay.bag import (
     BagSource,
     ReplayError,
-    decode_audio,
     decode_frame,
     stamp_seconds,
-    stream_from_info,
 )
 from soundloc_ros.replay.messages import BagTopics
+from soundloc_ros.replay.pairing import BagPairing
 
 MANIFEST = "manifest.jsonl"
 DATASET_FILE = "dataset.json"
@@ -161,54 +160,38 @@ class BagIngester:
         config, name = self.config, bag.resolve().name
         self.counts = Counter()
         with BagSource(bag, BagTopics(**config.topics)) as source:
-            clock = _Clock()
             pairing = PairingConfig(window_s=config.window_s, offset_s=config.audio_offset,
                                     deadline_s=config.audio_deadline, late_policy="drop",
                                     max_ready=10_000)  # fmt: skip
-            stream = AudioStreamFormat(16000, 1, "S16LE")
-            scheduler = FrameScheduler(pairing, stream.sample_rate, clock=clock)
+            feed = BagPairing(pairing, AudioStreamFormat(16000, 1, "S16LE"))
             span = config.clip_seconds + config.window_s + config.jitter_margin_s + 5.0
-            audio = AudioRingBuffer(stream.sample_rate, capacity_s=span)
+            audio = AudioRingBuffer(feed.stream.sample_rate, capacity_s=span)  # the clips' audio
             state = _BagState(name)
             total = sum(info.count for info in source.info.values())
             for message in tqdm(source.messages(), total=total, desc=name, unit="msg",
                                 leave=False):  # fmt: skip
                 if message.kind == "ground_truth":
                     continue  # the dataset is unlabeled by construction
-                clock.now_s = message.log_time_ns * 1e-9
+                for paired in feed.advance(message.log_time_ns):
+                    self._keep_or_skip(paired, state, audio)
                 msg = source.decode(message)
                 if message.kind == "audio_info":
-                    try:
-                        new = stream_from_info(msg)
-                    except (PcmFormatError, ValueError):
-                        self.counts["bad_audio_info"] += 1
-                        continue
-                    if new.sample_rate != stream.sample_rate:
-                        scheduler.reset_audio(new.sample_rate)
-                        audio = AudioRingBuffer(new.sample_rate, capacity_s=span)
-                    stream = new
-                elif message.kind == "audio":
-                    try:
-                        samples = decode_audio(msg, stream)
-                    except (PcmFormatError, ValueError):
-                        self.counts["bad_audio"] += 1
-                        continue
-                    if samples.size:
-                        scheduler.add_audio(stamp_seconds(msg.header), samples)
-                        audio.push(stamp_seconds(msg.header), samples)
-                        self._flush_if_past(state, stamp_seconds(msg.header), audio)
+                    feed.set_audio_info(msg)
+                    if feed.stream.sample_rate != audio.sample_rate:
+                        audio = AudioRingBuffer(feed.stream.sample_rate, capacity_s=span)
+                elif message.kind == "audio" and (chunk := feed.add_audio(msg)) is not None:
+                    audio.push(*chunk)
+                    self._flush_if_past(state, chunk[0], audio)
                 elif message.kind == "image":
-                    self._offer_frame(msg, scheduler, state)
-                while (paired := scheduler.next_frame(timeout_s=0.0)) is not None:
-                    self._keep_or_skip(paired, state, audio)
-            clock.now_s += pairing.deadline_s + 1.0
-            while (paired := scheduler.next_frame(timeout_s=0.0)) is not None:
+                    self._offer_frame(msg, feed, state)
+            for paired in feed.finish():
                 self._keep_or_skip(paired, state, audio)
             self._flush(state, audio)
-            self.counts.update({f"unpaired_{k}": v for k, v in scheduler.drops.items()})
+            self.counts.update(feed.refused)
+            self.counts.update({f"unpaired_{k}": v for k, v in feed.scheduler.drops.items()})
         return dict(self.counts)
 
-    def _offer_frame(self, msg, scheduler: FrameScheduler, state: _BagState) -> None:
+    def _offer_frame(self, msg, feed: BagPairing, state: _BagState) -> None:
         self.counts["frames_in_bag"] += 1
         stamp = stamp_seconds(msg.header)
         if state.last_offered is not None and stamp - state.last_offered < 1.0 / self.config.fps:
@@ -220,7 +203,7 @@ class BagIngester:
             self.counts["bad_image"] += 1
             return
         state.last_offered = stamp
-        scheduler.add_frame(stamp, to_rgb8(frame, encoding).copy())
+        feed.add_frame(msg, to_rgb8(frame, encoding).copy())
 
     def _flush_if_past(self, state: _BagState, stamp: float, audio: AudioRingBuffer) -> None:
         """Write the open clip once bag time has left its span (its audio is still buffered)."""
@@ -283,14 +266,6 @@ class _BagState:
 
     def clip_index(self, stamp: float, config: IngestConfig) -> int:
         return int((stamp - self.first_stamp) // config.clip_seconds)
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now_s = 0.0
-
-    def __call__(self) -> float:
-        return self.now_s
 
 
 def ingest(bags: list[Path], out: Path, config: IngestConfig) -> dict[str, dict[str, int]]:
