@@ -85,7 +85,6 @@ class _Listener:
         self.diagnostics: dict[str, str] = {}
         self.diagnostics_level: int | None = None
         self.diagnostics_message = "no /diagnostics from it"
-        self.frames_out = 0
 
     def on_heatmap(self, msg) -> None:
         from soundloc_ros.ros.conversions import image_to_numpy
@@ -128,7 +127,6 @@ class _Listener:
         camera = self.scorer.camera
         if bearing is not None and camera is not None:
             peak = camera.pixel(bearing, parts["heatmap"].shape)
-        self.frames_out += 1
         self.scorer.add_output(key, PublishedFrame(parts["heatmap"], parts["mask"], bearing, peak))
 
 

@@ -35,10 +35,9 @@ class BaselineMethod(nn.Module):
         frames / flipped (training-table indices, mirrored or not) are part of every method's
         step signature for per-frame pseudo-labels (`ier`); the baseline has none.
         """
-        features = self.model.backbone(visual_input) if visual_is_image else visual_input
-        visual = self.model.embed_visual(self.feature_dropout(features))  # [B, D, h, w]
-        audio = self.model.embed_audio(logmel)  # [B, D]
-        similarity = self.model.all_pairs_similarity(visual, audio)  # [B, B, h, w]
+        similarity = self.model.training_maps(
+            visual_input, logmel, visual_is_image, self.feature_dropout
+        )  # [B, B, h, w]
         loss = self.loss(similarity, clip_ids)
         with torch.no_grad():
             logits = self.loss.logits(similarity, clip_ids)

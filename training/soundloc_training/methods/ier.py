@@ -55,10 +55,9 @@ class IERMethod(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """frames [B]: indices into the training table (keys of the pseudo-labels); flipped [B]:
         whose features were mirrored (their pseudo-maps are mirrored too)."""
-        features = self.model.backbone(visual_input) if visual_is_image else visual_input
-        visual = self.model.embed_visual(self.feature_dropout(features))  # [B, D, h, w]
-        audio = self.model.embed_audio(logmel)  # [B, D]
-        similarity = self.model.all_pairs_similarity(visual, audio)  # [B, B, h, w]
+        similarity = self.model.training_maps(
+            visual_input, logmel, visual_is_image, self.feature_dropout
+        )  # [B, B, h, w]
         if self.pseudo_labels is None:  # iteration 0: the baseline objective
             loss = self.mil(similarity, clip_ids)
             return loss, {"retrieval_acc": self._accuracy(similarity, clip_ids)}

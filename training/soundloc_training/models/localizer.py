@@ -62,6 +62,20 @@ class Localizer(nn.Module):
         """Every image with every audio: [B, D, h, w] x [K, D] -> [B, K, h, w]."""
         return torch.einsum("bdhw,kd->bkhw", visual, audio)
 
+    def training_maps(
+        self,
+        visual_input: torch.Tensor,
+        logmel: torch.Tensor,
+        visual_is_image: bool,
+        feature_dropout: nn.Module,
+    ) -> torch.Tensor:
+        """A training batch's every-image-with-every-audio maps [B, B, h, w]. visual_input:
+        cached backbone features [B, C, h, w], or images when the backbone trains; the dropout
+        acts on the backbone features (the regularizer every method uses)."""
+        features = self.backbone(visual_input) if visual_is_image else visual_input
+        visual = self.embed_visual(feature_dropout(features))  # [B, D, h, w]
+        return self.all_pairs_similarity(visual, self.embed_audio(logmel))  # [B, B, h, w]
+
     def forward(self, image: torch.Tensor, logmel: torch.Tensor) -> torch.Tensor:
         """Normalized image [B, 3, H, W] + log-mel -> similarity map [B, 1, h, w] (exported)."""
         visual = self.embed_visual(self.backbone(image))
