@@ -55,6 +55,22 @@ class TrainConfig:
     intra_weight: float = 1.0  # loss weights of iterations 1..K: intra-frame region contrast,
     inter_weight: float = 1.0  # inter-frame cluster-aware contrast,
     mil_weight: float = 1.0  # and the baseline's multiple-instance term (cluster-aware negatives)
+    # --- `baseline+maskaug`, `uspl`, `ier+uspl` (methods/masked_mil.py, sounding_pixels.py) ---
+    mask_mode: str = "guided"  # visual masking: guided (erase the map's best-matching
+    # positions) or random (erase a random block of positions)
+    mask_fraction: float = 0.25  # share of the positions the masked view erases
+    mask_weight: float = 1.0  # weight of the masked view's multiple-instance term
+    coarse_checkpoint: str | None = None  # uspl / ier+uspl: refine this run's best.pt instead
+    # of training the coarse stage in OUT/coarse
+    pixel_channels: int = 32  # width of the SMR / SPS heads (on the stride-4 pixel grid)
+    affinity_radius: int = 4  # SMR pairs: positions at most this far apart on the pixel grid
+    affinity_beta: float = 8.0  # random walk on affinity ** beta (AffinityNet's beta)
+    walk_steps: int = 64  # random-walk steps from the coarse map to the refined one
+    smr_epochs: int = 4
+    sps_epochs: int = 8
+    pixel_batch_size: int = 32
+    pixel_lr: float = 1e-3
+    pseudo_mask_band: float = 0.1  # refined map within this of 0.5: left out of the SPS loss
     limit_train: int | None = None  # use only the first N training frames (smoke runs)
     limit_eval: int | None = None
     contact_sheet_frames: int = 12

@@ -113,14 +113,21 @@ def validate(
 
 
 def evaluate_heatmaps(
-    heatmaps: np.ndarray | list[np.ndarray], table: FrameTable
+    heatmaps: np.ndarray | list[np.ndarray],
+    table: FrameTable,
+    probabilities: np.ndarray | list[np.ndarray] | None = None,
 ) -> dict[str, float]:
-    """Score one heatmap per frame (any resolution) against the table's ground truth."""
+    """Score one heatmap per frame (any resolution) against the table's ground truth. A mask
+    head's `probabilities` (one [224, 224] map in [0, 1] per frame) are scored for mIoU / F
+    as they are, instead of the min-max normalized heatmap."""
     if table.gt_maps is None:
         raise ValueError("this split has no ground truth for every frame; it cannot be scored")
     metrics = LocalizationMetrics()
-    for heatmap, gt in zip(heatmaps, table.gt_maps, strict=True):
-        metrics.update(heatmap, gt_map=gt, mask_gt=gt > 0.5 if table.gt_is_mask else None)
+    masks = [None] * len(table) if probabilities is None else probabilities
+    for heatmap, gt, mask in zip(heatmaps, table.gt_maps, masks, strict=True):
+        mask_gt = gt > 0.5 if table.gt_is_mask else None
+        metrics.update(heatmap, gt_map=gt, mask_gt=mask_gt,
+                       probabilities=mask if mask_gt is not None else None)  # fmt: skip
     scores = metrics.compute()
     keys = (
         ("ciou", "auc", "ciou_mean", "miou", "fscore")
@@ -167,11 +174,20 @@ def evaluate(
     if (checkpoint is None) == (predictions is None):
         raise ValueError("give exactly one of --checkpoint or --predictions")
     kind, _ = parse_data_spec(data)
+    probabilities = None
     if checkpoint is not None:
-        model, config = load_model(checkpoint)
+        state = torch.load(checkpoint, weights_only=False, map_location="cpu")
+        config = TrainConfig(**state["config"])
         table = load_table(data, split, config.image_size, config.audio_frontend)
-        heatmaps = predict_heatmaps(model, VisualInputs(model, table, config), table, config)
-        method = config.method
+        if "stage" in state:  # an SMR or SPS checkpoint (sounding_pixels.py)
+            from soundloc_training.sounding_pixels import predict_stage, stage_method
+
+            heatmaps, probabilities = predict_stage(state, table)
+            method = stage_method(state)
+        else:
+            model, config = load_model(state)
+            heatmaps = predict_heatmaps(model, VisualInputs(model, table, config), table, config)
+            method = config.method
     else:
         table = load_table(data, split, GT_SIZE, TrainConfig(data=data, out_dir="").audio_frontend)
         heatmaps = load_predictions(predictions, table)
@@ -182,7 +198,7 @@ def evaluate(
         "split": split,
         "method": method,
         "checkpoint": str(checkpoint) if checkpoint else None,
-        "metrics": evaluate_heatmaps(heatmaps, table),
+        "metrics": evaluate_heatmaps(heatmaps, table, probabilities),
         "baselines": {
             name: evaluate_heatmaps(maps, table) for name, maps in reference_heatmaps(table).items()
         },

@@ -4,7 +4,9 @@ The exported graph takes the bundle's two inputs (normalized image [1, 3, H, W],
 [1, 1, n_mels, n_frames]) and returns the heatmap as logits [1, 1, h, w]: the cosine similarity
 divided by the training temperature, i.e. exactly the scores the contrastive loss treated as
 logits, so sigmoid(heatmap) > 0.5 wherever image and sound agree more than they disagree. The
-log-mel front-end stays outside (no STFT on TensorRT 10.3).
+checkpoint of a `uspl` / `ier+uspl` run (its SPS stage) adds the `mask` output, the segmentation
+head's logits [1, 1, H/4, W/4], from the same forward pass. The log-mel front-end stays outside
+(no STFT on TensorRT 10.3).
 
 What is written is verified before the command succeeds: `onnx.checker`; operators, opset and
 static shapes against what the TensorRT 10.3 ONNX parser on Jetson accepts (onnx_compat); ONNX
@@ -43,7 +45,7 @@ from soundloc_training.onnx_compat import fold_constants, tensorrt_problems
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4  # max abs difference of the heatmap logits, fp32
-IMAGE_INPUT, AUDIO_INPUT, HEATMAP_OUTPUT = "image", "audio", "heatmap"
+IMAGE_INPUT, AUDIO_INPUT, HEATMAP_OUTPUT, MASK_OUTPUT = "image", "audio", "heatmap", "mask"
 
 
 class ExportedLocalizer(nn.Module):
@@ -54,13 +56,53 @@ class ExportedLocalizer(nn.Module):
         self.model = model.eval()
         self.inverse_tau = 1.0 / tau
 
+    output_names = (HEATMAP_OUTPUT,)
+
     def forward(self, image: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        visual = self.model.embed_visual(self.model.backbone(image))  # [1, D, h, w]
+        return self.similarity(self.model.backbone(image), audio) * self.inverse_tau
+
+    def similarity(self, features: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        """Backbone features [1, C, h, w] + log-mel -> cosine map [1, 1, h, w]."""
+        visual = self.model.embed_visual(features)  # [1, D, h, w]
         sound = self.model.embed_audio(audio)  # [1, D]
         # elementwise product + channel sum rather than einsum: plain Mul/ReduceSum in ONNX,
         # which every TensorRT version parses
-        similarity = (visual * sound[:, :, None, None]).sum(dim=1, keepdim=True)  # [1, 1, h, w]
-        return similarity * self.inverse_tau
+        return (visual * sound[:, :, None, None]).sum(dim=1, keepdim=True)  # [1, 1, h, w]
+
+
+class ExportedSoundingPixels(ExportedLocalizer):
+    """(image, log-mel) -> (heatmap logits, SPS mask logits): one backbone pass feeds both."""
+
+    output_names = (HEATMAP_OUTPUT, MASK_OUTPUT)
+
+    def __init__(self, model: Localizer, segmentation: nn.Module, tau: float) -> None:
+        super().__init__(model, tau)
+        self.segmentation = segmentation.eval()
+
+    def forward(
+        self, image: torch.Tensor, audio: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.model.backbone(image)  # [1, C, h, w]
+        similarity = self.similarity(features, audio)  # [1, 1, h, w]
+        mask = self.segmentation(image, features, similarity[:, 0])[:, None]  # [1, 1, H/4, W/4]
+        return similarity * self.inverse_tau, mask
+
+
+def deployable_graph(checkpoint: str | Path) -> tuple[ExportedLocalizer, TrainConfig]:
+    """The graph of a localizer checkpoint, or of a `uspl` run's SPS checkpoint (with mask)."""
+    state = torch.load(checkpoint, weights_only=False, map_location="cpu")
+    if state.get("stage") == "smr":
+        raise ValueError(
+            f"{checkpoint} is an SMR checkpoint: the random walk is a training-time step. Export "
+            "the run's best.pt (its SPS stage, with a mask output) or its coarse/best.pt"
+        )
+    if state.get("stage") == "sps":
+        from soundloc_training.sounding_pixels import load_stage
+
+        _, model, segmentation, config = load_stage(state)
+        return ExportedSoundingPixels(model, segmentation, config.tau).eval(), config
+    model, config = load_model(state)
+    return ExportedLocalizer(model, config.tau).eval(), config
 
 
 def example_inputs(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,7 +119,7 @@ def export_onnx(graph: ExportedLocalizer, config: TrainConfig) -> bytes:
         warnings.simplefilter("ignore", (UserWarning, DeprecationWarning))
         torch.onnx.export(
             graph, example_inputs(config), buffer, opset_version=OPSET, dynamo=False,
-            input_names=[IMAGE_INPUT, AUDIO_INPUT], output_names=[HEATMAP_OUTPUT],
+            input_names=[IMAGE_INPUT, AUDIO_INPUT], output_names=list(graph.output_names),
         )  # fmt: skip
     return buffer.getvalue()
 
@@ -93,7 +135,12 @@ def describe(graph: ExportedLocalizer, config: TrainConfig, source: str) -> Mode
     """bundle.json for the graph (checksums are filled in when it is written)."""
     image, audio = example_inputs(config)
     with torch.no_grad():
-        heatmap_shape = tuple(graph(image, audio).shape)
+        outputs = graph(image, audio)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    heatmap_shape = tuple(outputs[0].shape)
+    mask = None
+    if len(outputs) > 1:
+        mask = OutputSpec(TensorSpec(MASK_OUTPUT, tuple(outputs[1].shape)), values="logit")
     backbone = graph.model.backbone
     return ModelBundle(
         image=ImageInputSpec(
@@ -102,6 +149,7 @@ def describe(graph: ExportedLocalizer, config: TrainConfig, source: str) -> Mode
         audio=TensorSpec(AUDIO_INPUT, tuple(audio.shape)),
         audio_frontend=config.audio_frontend,
         heatmap=OutputSpec(TensorSpec(HEATMAP_OUTPUT, heatmap_shape), values="logit"),
+        mask=mask,
         training={
             "method": config.method,
             "data": config.data,
@@ -142,12 +190,15 @@ def model_inputs(table: FrameTable, bundle: ModelBundle, index: int) -> dict[str
 
 
 def max_difference(reference: ExportedLocalizer, run, inputs: list[dict[str, np.ndarray]]) -> float:
-    """Largest |reference - run| over the frames; `run` maps inputs to the heatmap array."""
+    """Largest |reference - run| over the frames and outputs; `run` maps inputs to the output
+    arrays in the graph's output order."""
     worst = 0.0
     for feed in inputs:
         with torch.no_grad():
-            expected = reference(*(torch.from_numpy(v) for v in feed.values())).numpy()
-        worst = max(worst, float(np.abs(run(feed) - expected).max()))
+            expected = reference(*(torch.from_numpy(v) for v in feed.values()))
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        for got, want in zip(run(feed), expected, strict=True):
+            worst = max(worst, float(np.abs(got - want.numpy()).max()))
     return worst
 
 
@@ -155,8 +206,7 @@ def export_bundle(
     checkpoint: str | Path, out: str | Path, data: str | None = None, frames: int = 8
 ) -> tuple[ModelBundle, dict[str, float]]:
     """Export, write and verify; returns the loaded bundle and the measured differences."""
-    model, config = load_model(checkpoint)
-    graph = ExportedLocalizer(model, config.tau).eval()
+    graph, config = deployable_graph(checkpoint)
     onnx_model = fold_constants(export_onnx(graph, config))
     problems = tensorrt_problems(onnx_model)
     if problems:
@@ -174,11 +224,16 @@ def export_bundle(
     exported_program = torch.export.load(io.BytesIO(program)).module()
 
     @torch.no_grad()
-    def run_program(feed: dict[str, np.ndarray]) -> np.ndarray:
-        return exported_program(*(torch.from_numpy(v) for v in feed.values())).numpy()
+    def run_program(feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        outputs = exported_program(*(torch.from_numpy(v) for v in feed.values()))
+        return [o.numpy() for o in (outputs if isinstance(outputs, tuple) else (outputs,))]
+
+    def run_onnx(feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        outputs = onnx_runtime.run(feed)
+        return [outputs[name] for name in graph.output_names]
 
     differences = {
-        "onnxruntime": max_difference(graph, lambda f: onnx_runtime.run(f)[HEATMAP_OUTPUT], inputs),
+        "onnxruntime": max_difference(graph, run_onnx, inputs),
         "torch_program": max_difference(graph, run_program, inputs),
     }
     failed = {k: v for k, v in differences.items() if v > PARITY_TOLERANCE}
@@ -208,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"soundloc-export: {error}", file=sys.stderr)
         return 1
     shapes = {"image": bundle.image.tensor.shape, "audio": bundle.audio.shape}
-    print(f"wrote {args.out}: inputs {shapes}, heatmap {bundle.heatmap.tensor.shape}")
+    mask = f", mask {bundle.mask.tensor.shape}" if bundle.mask else ""
+    print(f"wrote {args.out}: inputs {shapes}, heatmap {bundle.heatmap.tensor.shape}{mask}")
     print(
         "max |difference| to PyTorch: " + ", ".join(f"{k} {v:.2e}" for k, v in differences.items())
     )

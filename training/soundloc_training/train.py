@@ -8,7 +8,9 @@ identical on every replica. Every epoch appends a JSON line of figures to `log.j
 on val, never on test).
 `--resume` continues from `last.pt` exactly: all randomness of an epoch is derived from
 (seed, epoch, rank), so a resumed run sees the same batches and augmentations.
-`method: ier` runs its iterations 0..K, each one such run in OUT/iter_<k>/ (iterative.py).
+`method: ier` runs its iterations 0..K, each one such run in OUT/iter_<k>/ (iterative.py);
+`method: uspl` / `ier+uspl` run a coarse stage, SMR and SPS in OUT/coarse, smr, sps
+(sounding_pixels.py).
 """
 
 from __future__ import annotations
@@ -257,11 +259,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if config.method == "ier":  # iterations 0..K, each a run of its own
         from soundloc_training.iterative import run_iterations as train
+    elif config.method in ("uspl", "ier+uspl"):  # coarse, SMR, SPS: a run each
+        from soundloc_training.sounding_pixels import run_sounding_pixels as train
     else:
         train = run
     try:
         summary = train(config, resume=args.resume, stop_after=args.stop_after)
-    except FileExistsError as error:
+    except (FileExistsError, FileNotFoundError) as error:
         print(f"soundloc-train: {error}", file=sys.stderr)
         return 2
     print(json.dumps(summary))

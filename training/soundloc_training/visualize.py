@@ -29,3 +29,22 @@ def save_contact_sheet(
             tile = draw_outline(tile, table.gt_maps[index] > 0.5)
         tiles.append(np.concatenate([table.images[index], tile], axis=1))  # [S, 2S, 3]
     save_png(path, tile_grid(tiles, columns))
+
+
+def save_stage_sheet(
+    path: Path, table: FrameTable, stages: dict[str, np.ndarray], count: int = 8
+) -> None:
+    """The same evenly spaced frames through several stages: one row per frame, the frame then
+    one overlay per stage (each with the GT outline), captioned with the stage names."""
+    picks = np.linspace(0, len(table) - 1, min(count, len(table))).astype(int)
+    tiles, labels = [], []
+    for index in picks:
+        tiles.append(table.images[index])
+        labels.append(table.records[index].name[:24])
+        for name, maps in stages.items():
+            tile = heatmap_overlay(table.images[index], maps[index])
+            if table.gt_maps is not None:
+                tile = draw_outline(tile, table.gt_maps[index] > 0.5)
+            tiles.append(tile)
+            labels.append(name)
+    save_png(path, tile_grid(tiles, 1 + len(stages), labels))

@@ -7,9 +7,16 @@ from torch import nn
 from soundloc_training.config import TrainConfig
 from soundloc_training.methods.baseline import BaselineMethod
 from soundloc_training.methods.ier import IERMethod
+from soundloc_training.methods.masked_mil import MaskAugmentedMILMethod
 from soundloc_training.models.localizer import Localizer
 
-METHODS = {"baseline": BaselineMethod, "ier": IERMethod}
+METHODS = {
+    "baseline": BaselineMethod,
+    "baseline+maskaug": MaskAugmentedMILMethod,
+    "ier": IERMethod,
+}
+# Staged methods are drivers over these (train.main): `ier` (iterative.py) and `uspl`,
+# `ier+uspl` (sounding_pixels.py, whose coarse stage is `baseline+maskaug` or `ier`).
 
 
 def build_method(config: TrainConfig, model: Localizer) -> nn.Module:

@@ -1,0 +1,267 @@
+"""USPL: masking augmentation, SMR affinities / pair labels / random walk, SPS, and a full run."""
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from soundloc_training.affinity import (
+    disk_offsets,
+    pair_affinities,
+    pair_labels,
+    random_walk,
+    refine,
+    walk_weights,
+)
+from soundloc_training.evaluate import main as eval_main
+from soundloc_training.export import export_bundle
+from soundloc_training.losses.affinity import AffinityLoss
+from soundloc_training.losses.contrastive import MultipleInstanceContrast, top_fraction_mean
+from soundloc_training.losses.segmentation import PseudoMaskLoss
+from soundloc_training.masking import RegionMasking
+from soundloc_training.models.pixel_heads import SegmentationHead
+from soundloc_training.sounding_pixels import load_stage, run_sounding_pixels
+
+from soundloc_ros.core.backends.onnxruntime import OnnxRuntimeBackend
+
+RADIUS_1 = [(-1, 0), (0, -1), (0, 1), (1, 0)]
+
+
+# ------------------------------------------------------------------ mask augmentation
+
+
+def test_excluded_positions_take_no_part_in_the_pooling():
+    values = torch.tensor([[5.0, 1.0, 3.0, 2.0]])
+    hidden = torch.tensor([[True, False, False, False]])
+    assert float(top_fraction_mean(values, 0.0)) == 5.0  # the max
+    assert float(top_fraction_mean(values, 0.0, excluded=hidden)) == 3.0  # next best
+    assert float(top_fraction_mean(values, 0.5, largest=False, excluded=hidden)) == 1.5
+    with pytest.raises(ValueError, match="every element excluded"):
+        top_fraction_mean(values, 0.0, excluded=torch.ones_like(hidden))
+    # a masked view of the contrast: hiding image 0's matching peak makes its own pair lose
+    similarity = torch.zeros(2, 2, 1, 2)
+    similarity[0, 0, 0, 0] = 1.0  # image 0 matches audio 0 at position 0 only
+    similarity[1, 1, 0, 1] = 1.0
+    similarity[0, 1, 0, 1] = 0.5
+    loss = MultipleInstanceContrast(tau=0.1)
+    clips = torch.tensor([0, 1])
+    hide_peak = torch.tensor([[[True, False]], [[False, False]]])
+    assert loss.logits(similarity, clips)[0].argmax() == 0
+    assert loss.logits(similarity, clips, excluded=hide_peak)[0].argmax() == 1
+    assert loss(similarity, clips, excluded=hide_peak) > loss(similarity, clips)
+
+
+def test_guided_masking_hides_the_best_matching_positions():
+    maps = torch.arange(16.0).view(1, 4, 4)
+    hidden = RegionMasking("guided", 0.25)(maps)
+    assert hidden.sum() == 4 and hidden.flatten()[-4:].all()  # the four largest values
+    torch.manual_seed(0)
+    blocks = RegionMasking("random", 0.25)(torch.zeros(200, 8, 8))
+    areas = blocks.flatten(1).sum(1).float()
+    assert 12 <= float(areas.mean()) <= 20  # about a quarter of 64 positions
+    assert len({tuple(b.nonzero()[0].tolist()) for b in blocks}) > 20  # placed at random
+    for block in blocks[:20]:  # one axis-aligned rectangle each
+        rows, cols = block.nonzero().T
+        assert block[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].all()
+    with pytest.raises(ValueError, match="mask_mode"):
+        RegionMasking("everywhere")
+
+
+# ------------------------------------------------------------------ SMR
+
+
+def test_affinities_of_a_hand_checked_feature_map():
+    # 2 channels on a 2 x 2 grid: f(0,0) = (0, 0), f(0,1) = (1, 3), f(1,0) = (0, 0.5), f(1,1) = (2, 2)
+    features = torch.tensor([[[0.0, 1.0], [0.0, 2.0]], [[0.0, 3.0], [0.5, 2.0]]])[None]
+    affinity = pair_affinities(features, RADIUS_1)[0]  # [4, 2, 2]
+    up, left, right, down = affinity
+    assert math.isclose(float(right[0, 0]), math.exp(-(1 + 3) / 2), rel_tol=1e-6)
+    assert math.isclose(float(down[0, 0]), math.exp(-(0 + 0.5) / 2), rel_tol=1e-6)
+    assert math.isclose(float(right[1, 0]), math.exp(-(2 + 1.5) / 2), rel_tol=1e-6)
+    assert math.isclose(float(down[0, 1]), math.exp(-(1 + 1) / 2), rel_tol=1e-6)
+    # symmetric: x's right neighbour sees x as its left one
+    assert torch.allclose(left[:, 1], right[:, 0]) and torch.allclose(up[1], down[0])
+    # pairs leaving the grid have no affinity
+    assert up[0].eq(0).all() and left[:, 0].eq(0).all() and right[:, 1].eq(0).all()
+    # identical features: affinity 1
+    assert torch.allclose(pair_affinities(torch.ones(1, 3, 2, 2), [(0, 1)])[0, 0, :, 0],
+                          torch.ones(2))  # fmt: skip
+
+
+def test_disk_offsets():
+    assert disk_offsets(1) == RADIUS_1
+    full, half = disk_offsets(4), disk_offsets(4, half=True)
+    assert len(full) == 48 and len(half) == 24
+    assert sorted(half + [(-dy, -dx) for dy, dx in half]) == sorted(full)
+
+
+def test_pair_labels_ignore_unconfident_regions():
+    # one row: sounding | sounding | band | non-sounding | non-sounding
+    sounding = torch.tensor([[[True, True, False, False, False]]])
+    non_sounding = torch.tensor([[[False, False, False, True, True]]])
+    fg, bg, cross = (p[0, :, 0] for p in pair_labels(sounding, non_sounding, [(0, 1), (0, 2)]))
+    assert fg[0].tolist() == [True, False, False, False, False]  # 0-1
+    assert bg[0].tolist() == [False, False, False, True, False]  # 3-4
+    assert not cross[0].any()  # every step-1 pair across the object touches the band (2)
+    assert cross[1].tolist() == [False, True, False, False, False]  # 1-3 jumps over the band
+    assert not (fg[1].any() or bg[1].any())  # 0-2, 2-4 touch the band; 3-5 leaves the grid
+    # a labelled pair has exactly one label
+    assert int((fg.int() + bg.int() + cross.int()).max()) == 1
+    # the loss uses those pairs only: affinities of unlabelled pairs get no gradient
+    affinities = torch.full((1, 2, 1, 5), 0.5, requires_grad=True)
+    loss, _ = AffinityLoss()(affinities, *pair_labels(sounding, non_sounding, [(0, 1), (0, 2)]))
+    loss.backward()
+    labelled = (fg | bg | cross)[:, None]  # [2, 1, 5]
+    assert (affinities.grad[0] != 0).eq(labelled).all()
+
+
+def _random_features(seed: int, size: int = 6) -> torch.Tensor:
+    return torch.randn(1, 4, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def test_random_walk_conserves_mass_and_converges():
+    offsets = disk_offsets(2)
+    weights = walk_weights(pair_affinities(_random_features(0), offsets), beta=2.0)
+    mass = torch.rand(1, 6, 6, generator=torch.Generator().manual_seed(1))
+    for steps in (1, 5, 50):
+        moved = random_walk(mass, weights, offsets, steps)
+        assert math.isclose(float(moved.sum()), float(mass.sum()), rel_tol=1e-5)
+        assert moved.min() >= 0
+    # the refined map converges: to the degree-weighted mean of the coarse map (one connected grid)
+    coarse = torch.rand(1, 6, 6, generator=torch.Generator().manual_seed(2))
+    affinities = pair_affinities(_random_features(0), offsets)
+    long, longer = (refine(coarse, affinities, offsets, 2.0, s) for s in (1500, 3000))
+    assert float((long - longer).abs().max()) < 1e-5
+    degree = weights.sum(1)
+    limit = float((coarse * degree).sum() / degree.sum())
+    assert torch.allclose(longer, torch.full_like(longer, limit), atol=1e-4)
+
+
+def test_refinement_equals_the_dense_random_walk():
+    """refine(c) = P^t c with P = D^-1 W (AffinityNet's T^t applied to the map)."""
+    offsets, size = disk_offsets(2), 5
+    affinities = pair_affinities(_random_features(3, size), offsets)  # [1, P, 5, 5]
+    weights = walk_weights(affinities, beta=3.0)[0]  # [1 + P, 5, 5]
+    dense = torch.zeros(size * size, size * size)
+    for p, (dy, dx) in enumerate([(0, 0), *offsets]):
+        for y in range(size):
+            for x in range(size):
+                if 0 <= y + dy < size and 0 <= x + dx < size:
+                    dense[y * size + x, (y + dy) * size + x + dx] = weights[p, y, x]
+    assert torch.allclose(dense, dense.T, atol=1e-6)  # W is symmetric
+    transition = dense / dense.sum(dim=1, keepdim=True)
+    coarse = torch.rand(1, size, size, generator=torch.Generator().manual_seed(4))
+    expected = torch.linalg.matrix_power(transition, 7) @ coarse.flatten()
+    got = refine(coarse, affinities, offsets, 3.0, 7)
+    assert torch.allclose(got.flatten(), expected, atol=1e-5)
+
+
+def test_the_walk_stops_at_an_edge_of_the_features():
+    """A coarse blob spilling over an object's edge is pulled back to the edge: inside each
+    region the walk averages, and the background's average is low because it is large."""
+    features = torch.zeros(1, 1, 8, 12)
+    features[..., :, :4] = 10.0  # the object: columns 0..3; affinity across the edge ~ exp(-10)
+    coarse = torch.zeros(1, 8, 12)
+    coarse[0, :, 1:6] = 1.0  # the coarse map covers columns 1..5: misses 0, spills onto 4, 5
+    offsets = disk_offsets(2)
+    refined = refine(coarse, pair_affinities(features, offsets), offsets, 8.0, 300)[0]
+    assert float(refined[:, :4].min()) > 0.7  # the object fills in (column 0 included)
+    assert float(refined[:, 4:].max()) < 0.3  # the spill-over fades into the background
+    assert (refined > 0.5).eq(torch.arange(12) < 4).all()
+
+
+# ------------------------------------------------------------------ SPS
+
+
+def test_pseudo_mask_loss_leaves_the_undecided_band_out():
+    refined = torch.tensor([[[0.9, 0.55, 0.45, 0.1]]])
+    logits = torch.zeros(1, 1, 4, requires_grad=True)
+    PseudoMaskLoss(band=0.1)(logits, refined).backward()
+    assert logits.grad[0, 0].ne(0).tolist() == [True, False, False, True]
+    assert logits.grad[0, 0, 0] < 0 < logits.grad[0, 0, 3]  # raise the sounding pixel's logit
+
+
+def test_an_sps_training_step_lowers_its_loss():
+    torch.manual_seed(0)
+    head = SegmentationHead(backbone_channels=8, width=8)
+    images, features = torch.randn(4, 3, 32, 32), torch.randn(4, 8, 2, 2)
+    coarse = torch.rand(4, 2, 2)
+    refined = torch.zeros(4, 8, 8)
+    refined[:, 2:6, 1:5] = 1.0  # a square pseudo-mask on the 8 x 8 pixel grid
+    images[:, :, 8:24, 4:20] += 2.0  # ... where the image is brighter
+    loss_fn = PseudoMaskLoss(0.1)
+    optimizer = torch.optim.Adam(head.parameters(), lr=1e-2)
+
+    def step() -> float:
+        loss = loss_fn(head(images, features, coarse), refined)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return float(loss)
+
+    before = step()
+    with torch.no_grad():  # train mode throughout: BatchNorm on this batch's statistics
+        assert float(loss_fn(head(images, features, coarse), refined)) < before
+    for _ in range(30):
+        last = step()
+    assert last < 0.5 * before
+
+
+# ------------------------------------------------------------------ the run
+
+
+def test_uspl_run_end_to_end(fast_config, tmp_path, capsys):
+    config = replace(fast_config, method="uspl", epochs=2, limit_train=240, smr_epochs=1,
+                     sps_epochs=2, pixel_batch_size=48, walk_steps=8)  # fmt: skip
+    out = Path(config.out_dir)
+    partial = run_sounding_pixels(config, stop_after=1)  # the coarse stage's first epoch
+    assert partial["epochs_done"] is None and not (out / "smr").exists()
+    with pytest.raises(FileExistsError, match="--resume"):
+        run_sounding_pixels(config)
+    summary = run_sounding_pixels(config, resume=True)
+    for name in ("coarse/best.pt", "smr/best.pt", "sps/best.pt", "best.pt", "stages_val.png",
+                 "summary.json", "sps/log.jsonl"):  # fmt: skip
+        assert (out / name).is_file(), name
+    coarse_config = yaml.safe_load((out / "coarse" / "config.yaml").read_text())
+    assert coarse_config["method"] == "baseline+maskaug"
+    coarse_log = json.loads((out / "coarse" / "log.jsonl").read_text().splitlines()[0])
+    assert {"full", "masked"} <= set(coarse_log["train"])  # the masked view was trained
+    sps_log = [json.loads(line) for line in (out / "sps" / "log.jsonl").read_text().splitlines()]
+    assert len(sps_log) == 2 and all("miou" in line["val"] for line in sps_log)
+    assert summary["stages"]["sps"]["best"]["miou"] == max(x["val"]["miou"] for x in sps_log)
+    # the stage checkpoints carry the coarse model: the refined and segmented rows
+    rows = {}
+    for name in ("coarse/best.pt", "smr/best.pt", "best.pt"):
+        assert eval_main(["--data", config.data, "--split", "test", "--checkpoint",
+                          str(out / name), "--json"]) == 0  # fmt: skip
+        row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        rows[row["method"]] = row["metrics"]
+    assert set(rows) == {"baseline+maskaug", "baseline+maskaug+smr", "uspl"}
+    assert all(0 <= m["miou"] <= 1 for m in rows.values())
+    # the bundle's mask output is the SPS head's, from the same forward pass
+    bundle, differences = export_bundle(out / "best.pt", tmp_path / "bundle", frames=2)
+    assert bundle.mask is not None and bundle.mask.tensor.shape == (1, 1, 32, 32)
+    assert max(differences.values()) <= 1e-4
+    _, localizer, head, _ = load_stage(out / "best.pt")
+    image = torch.randn(1, 3, 128, 128)
+    audio = torch.randn(1, 1, *config.audio_frontend.shape)
+    outputs = OnnxRuntimeBackend(bundle, use_gpu=False).run(
+        {"image": image.numpy(), "audio": audio.numpy()}
+    )
+    with torch.no_grad():
+        features = localizer.backbone(image)
+        visual = localizer.embed_visual(features)
+        similarity = localizer.paired_similarity(visual, localizer.embed_audio(audio))
+        expected = head(image, features, similarity)[0].numpy()
+    np.testing.assert_allclose(outputs["mask"][0, 0], expected, atol=1e-4)
+
+
+def test_a_missing_coarse_checkpoint_is_refused(fast_config, tmp_path):
+    config = replace(fast_config, method="ier+uspl",
+                     coarse_checkpoint=str(tmp_path / "runs" / "ier" / "best.pt"))  # fmt: skip
+    with pytest.raises(FileNotFoundError, match="train that run first"):
+        run_sounding_pixels(config)

@@ -1,0 +1,86 @@
+"""SMR's affinity head and SPS's segmentation head, on a stride-4 pixel grid (56 x 56 at 224 px).
+
+The localizer's map has one position per 16 pixels; an object's boundary needs finer evidence.
+Both heads read the same two inputs through their own `PixelFeatures`: a small trainable stem on
+the image (two stride-2 3 x 3 convolutions: colour and edges at stride 4) and a 1 x 1 projection of
+the frozen backbone's features (what the object is), upsampled to the stem's grid. They do not
+share weights: each learns what its own target needs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+PIXEL_STRIDE = 4  # the stem's two stride-2 convolutions
+
+
+def _conv_bn_relu(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class PixelFeatures(nn.Module):
+    """Image [B, 3, S, S] + backbone features [B, C, h, w] -> [B, 2 * width, S/4, S/4]."""
+
+    def __init__(self, backbone_channels: int, width: int) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(_conv_bn_relu(3, 16, 3, 2), _conv_bn_relu(16, width, 3, 2))
+        self.semantic = _conv_bn_relu(backbone_channels, width, 1)
+
+    def forward(self, image: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        low = self.stem(image)  # [B, width, S/4, S/4]
+        high = F.interpolate(
+            self.semantic(features), size=low.shape[-2:], mode="bilinear", align_corners=False
+        )  # [B, width, S/4, S/4]
+        return torch.cat([low, high], dim=1)
+
+
+class AffinityHead(nn.Module):
+    """SMR: the features whose L1 distances give the affinities (affinity.pair_affinities)."""
+
+    def __init__(self, backbone_channels: int, width: int = 32) -> None:
+        super().__init__()
+        self.pixels = PixelFeatures(backbone_channels, width)
+        self.out = nn.Sequential(_conv_bn_relu(2 * width, width, 3), nn.Conv2d(width, width, 1))
+
+    def forward(self, image: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        return self.out(self.pixels(image, features))  # [B, width, S/4, S/4]
+
+
+def normalized_map(similarity: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Similarity maps [B, h, w] -> min-max normalized, bilinearly upsampled [B, 1, *size]."""
+    flat = similarity.flatten(1)  # [B, h*w]
+    low = flat.amin(dim=1)[:, None, None]
+    span = (flat.amax(dim=1)[:, None, None] - low).clamp_min(1e-6)
+    scaled = ((similarity - low) / span)[:, None]  # [B, 1, h, w]
+    return F.interpolate(scaled, size=size, mode="bilinear", align_corners=False)
+
+
+class SegmentationHead(nn.Module):
+    """SPS: image, backbone features and the audio's coarse map -> sounding-pixel logits.
+
+    The coarse map (the localizer's similarity with this audio) is what makes the head
+    audio-conditioned: which of the objects in view is sounding comes from it, the boundary
+    from the pixel features."""
+
+    def __init__(self, backbone_channels: int, width: int = 32) -> None:
+        super().__init__()
+        self.pixels = PixelFeatures(backbone_channels, width)
+        self.out = nn.Sequential(
+            _conv_bn_relu(2 * width + 1, width, 3),
+            _conv_bn_relu(width, width, 3),
+            nn.Conv2d(width, 1, 1),
+        )
+
+    def forward(
+        self, image: torch.Tensor, features: torch.Tensor, similarity: torch.Tensor
+    ) -> torch.Tensor:
+        """similarity [B, h, w] -> logits [B, S/4, S/4]."""
+        pixels = self.pixels(image, features)  # [B, 2 * width, S/4, S/4]
+        coarse = normalized_map(similarity, pixels.shape[-2:])  # [B, 1, S/4, S/4]
+        return self.out(torch.cat([pixels, coarse], dim=1))[:, 0]

@@ -1,0 +1,418 @@
+"""`uspl` and `ier+uspl`: coarse maps -> SMR refined maps -> SPS masks, no label anywhere.
+
+USPL (Zhang et al., EMNLP 2023), built from its abstract and AffinityNet (notes/methods.md §2.4).
+`soundloc-train` with `method: uspl` or `ier+uspl` runs three stages, each resumable:
+
+1. OUT/coarse/: the coarse localizer, a `baseline+maskaug` run (uspl, methods/masked_mil.py) or
+   an `ier` run (ier+uspl, iterative.py). `coarse_checkpoint` names a finished run's best.pt
+   to refine instead (the ablation reuses the `ier` run so it is not trained twice).
+2. OUT/smr/: SMR. The frozen coarse model maps every training frame with its own audio; the map,
+   upsampled to the stride-4 pixel grid and min-max normalized, gives confident sounding
+   (> fg_threshold) and non-sounding (< bg_threshold) regions. The affinity head learns from the
+   labelled pairs of neighbours (losses/affinity.py); the coarse map is then propagated by the
+   random walk on its affinities (affinity.refine) into the refined map.
+3. OUT/sps/: SPS. The segmentation head (image, backbone features, the coarse map of the audio)
+   learns the refined maps of the training frames as pseudo-masks (losses/segmentation.py); at
+   run time it gives the mask in the same forward pass as the heatmap (soundloc-export).
+
+Stage checkpoints hold the frozen coarse model too, so each one is evaluated alone:
+`soundloc-eval --checkpoint OUT/smr/best.pt` scores the refined maps (a heatmap method) and
+`OUT/best.pt` (= OUT/sps/best.pt) the masks (probabilities, used unchanged for mIoU / F).
+SMR keeps its last epoch; SPS keeps the epoch with the best val mIoU where the val split has
+masks (labels choose checkpoints on val only, as for every method), else its last.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+from tqdm import tqdm
+
+from soundloc_ros.core.atomic import atomic_write_bytes, atomic_write_text
+from soundloc_ros.core.preprocess import normalize_images
+from soundloc_training.affinity import disk_offsets, pair_affinities, pair_labels, refine
+from soundloc_training.checkpoints import load_model, save_checkpoint, trainable_state
+from soundloc_training.config import TrainConfig
+from soundloc_training.data import GT_SIZE, FrameTable, VisualInputs, load_table
+from soundloc_training.evaluate import evaluate_heatmaps, predict_heatmaps
+from soundloc_training.losses.affinity import AffinityLoss
+from soundloc_training.losses.segmentation import PseudoMaskLoss
+from soundloc_training.models.localizer import Localizer
+from soundloc_training.models.pixel_heads import (
+    PIXEL_STRIDE,
+    AffinityHead,
+    SegmentationHead,
+    normalized_map,
+)
+from soundloc_training.pseudo_labels import confident_regions
+from soundloc_training.train import epoch_batches, learning_rate_factor
+from soundloc_training.visualize import save_stage_sheet
+
+COARSE_METHOD = {"uspl": "baseline+maskaug", "ier+uspl": "ier"}
+EVAL_BATCH = 32
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-frame inputs of the pixel heads
+# ---------------------------------------------------------------------------------------------
+
+
+class PixelInputs:
+    """What a pixel head reads per frame: the normalized image, the cached backbone features,
+    and the frozen coarse model's similarity map with the frame's own audio."""
+
+    def __init__(self, localizer: Localizer, table: FrameTable, config: TrainConfig) -> None:
+        self.table = table
+        self.visual = VisualInputs(localizer, table, config)
+        self.coarse = torch.from_numpy(predict_heatmaps(localizer, self.visual, table, config))
+        self.mean, self.std = localizer.backbone.mean, localizer.backbone.std
+        self.grid = (config.image_size // PIXEL_STRIDE,) * 2
+
+    def batch(
+        self, indices: np.ndarray, flip: np.ndarray | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(images [B, 3, S, S], features [B, C, h, w], coarse maps [B, h, w]), mirrored where
+        `flip` is True (all three together)."""
+        images = torch.from_numpy(normalize_images(self.table.images[indices], self.mean, self.std))
+        coarse = self.coarse[indices].clone()
+        if flip is not None and flip.any():
+            mirror = torch.from_numpy(flip)
+            images[mirror] = images[mirror].flip(-1)
+            coarse[mirror] = coarse[mirror].flip(-1)
+        return images, self.visual.batch(indices, flip), coarse
+
+    def batches(self) -> list[np.ndarray]:
+        return [np.arange(s, min(s + EVAL_BATCH, len(self.table))) for s in
+                range(0, len(self.table), EVAL_BATCH)]  # fmt: skip
+
+
+def _flip_maps(maps: torch.Tensor, flip: np.ndarray) -> torch.Tensor:
+    maps = maps.clone()
+    mirror = torch.from_numpy(flip)
+    maps[mirror] = maps[mirror].flip(-1)
+    return maps
+
+
+def minmax(maps: torch.Tensor) -> torch.Tensor:
+    """[B, H, W] -> each map min-max normalized to [0, 1]."""
+    low = maps.flatten(1).amin(1)[:, None, None]
+    span = (maps.flatten(1).amax(1)[:, None, None] - low).clamp_min(1e-6)
+    return (maps - low) / span
+
+
+# ---------------------------------------------------------------------------------------------
+# SMR and SPS steps and predictions
+# ---------------------------------------------------------------------------------------------
+
+
+class AffinityStep(nn.Module):
+    """SMR's training step: the affinity loss over labelled neighbour pairs."""
+
+    def __init__(self, head: AffinityHead, inputs: PixelInputs, config: TrainConfig) -> None:
+        super().__init__()
+        self.head, self.inputs = head, inputs
+        self.offsets = disk_offsets(config.affinity_radius, half=True)
+        coarse = normalized_map(inputs.coarse, inputs.grid)[:, 0]  # [N, H, W]
+        sounding, non_sounding = confident_regions(coarse, config.fg_threshold, config.bg_threshold)
+        self.sounding, self.non_sounding = sounding.bool(), non_sounding.bool()
+        self.loss = AffinityLoss()
+
+    def forward(self, indices: np.ndarray, flip: np.ndarray) -> tuple[torch.Tensor, dict]:
+        images, features, _ = self.inputs.batch(indices, flip)
+        affinities = pair_affinities(self.head(images, features), self.offsets)  # [B, P, H, W]
+        labels = pair_labels(
+            _flip_maps(self.sounding[indices], flip),
+            _flip_maps(self.non_sounding[indices], flip),
+            self.offsets,
+        )
+        return self.loss(affinities, *labels)
+
+
+class SegmentationStep(nn.Module):
+    """SPS's training step: cross-entropy against the refined maps as pseudo-masks."""
+
+    def __init__(
+        self, head: SegmentationHead, inputs: PixelInputs, refined: torch.Tensor, band: float
+    ) -> None:
+        super().__init__()
+        self.head, self.inputs, self.refined = head, inputs, refined
+        self.loss = PseudoMaskLoss(band)
+
+    def forward(self, indices: np.ndarray, flip: np.ndarray) -> tuple[torch.Tensor, dict]:
+        logits = self.head(*self.inputs.batch(indices, flip))  # [B, H, W]
+        loss = self.loss(logits, _flip_maps(self.refined[indices], flip))
+        return loss, {}
+
+
+@torch.no_grad()
+def refined_maps(head: AffinityHead, inputs: PixelInputs, config: TrainConfig) -> torch.Tensor:
+    """Every frame's coarse map refined by the random walk: [N, H, W] on the pixel grid,
+    min-max normalized (its 0.5 level is the pseudo-mask's boundary)."""
+    head.eval()
+    offsets = disk_offsets(config.affinity_radius)
+    maps = []
+    for indices in tqdm(inputs.batches(), desc="SMR random walk", leave=False):
+        images, features, coarse = inputs.batch(indices)
+        affinities = pair_affinities(head(images, features), offsets)  # [B, P, H, W]
+        start = normalized_map(coarse, inputs.grid)[:, 0]  # [B, H, W]
+        walked = refine(start, affinities, offsets, config.affinity_beta, config.walk_steps)
+        maps.append(minmax(walked))
+    return torch.cat(maps)
+
+
+@torch.no_grad()
+def segment(head: SegmentationHead, inputs: PixelInputs, size: int = GT_SIZE) -> np.ndarray:
+    """Sounding-pixel probabilities [N, size, size] (logits upsampled, then the sigmoid)."""
+    head.eval()
+    masks = []
+    for indices in inputs.batches():
+        logits = head(*inputs.batch(indices))[:, None]  # [B, 1, H, W]
+        upsampled = F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False)
+        masks.append(torch.sigmoid(upsampled[:, 0]).numpy())
+    return np.concatenate(masks)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage checkpoints
+# ---------------------------------------------------------------------------------------------
+
+
+def build_head(stage: str, localizer: Localizer, config: TrainConfig) -> nn.Module:
+    heads = {"smr": AffinityHead, "sps": SegmentationHead}
+    return heads[stage](localizer.backbone.out_channels, config.pixel_channels)
+
+
+def load_stage(
+    checkpoint: dict | str | Path,
+) -> tuple[str, Localizer, nn.Module, TrainConfig]:
+    """(stage, frozen coarse localizer, trained head, run config) of an SMR / SPS checkpoint."""
+    if not isinstance(checkpoint, dict):
+        checkpoint = torch.load(checkpoint, weights_only=False, map_location="cpu")
+    config = TrainConfig(**checkpoint["config"])
+    localizer, _ = load_model(checkpoint["coarse"])
+    head = build_head(checkpoint["stage"], localizer, config)
+    head.load_state_dict(checkpoint["head"])
+    return checkpoint["stage"], localizer, head.eval(), config
+
+
+def stage_method(checkpoint: dict) -> str:
+    """The results-row name of a stage checkpoint: `<coarse method>+smr`, or the run's method."""
+    if checkpoint["stage"] == "smr":
+        return f"{checkpoint['coarse']['config']['method']}+smr"
+    return checkpoint["config"]["method"]
+
+
+def predict_stage(
+    checkpoint: dict | str | Path, table: FrameTable
+) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+    """(heatmaps, mask probabilities or None) of a stage checkpoint on a table's frames."""
+    stage, localizer, head, config = load_stage(checkpoint)
+    inputs = PixelInputs(localizer, table, config)
+    if stage == "smr":
+        return list(refined_maps(head, inputs, config).numpy()), None
+    masks = list(segment(head, inputs))
+    return masks, masks
+
+
+# ---------------------------------------------------------------------------------------------
+# Training a head
+# ---------------------------------------------------------------------------------------------
+
+
+def fit_head(
+    stage: str,
+    step: nn.Module,
+    n_frames: int,
+    config: TrainConfig,
+    epochs: int,
+    coarse: dict,
+    validate: Callable[[], dict[str, float]] | None,
+    resume: bool,
+    stop_after: int | None,
+) -> dict[str, object]:
+    """Train `step.head` for `epochs` in OUT/<stage>/ (log.jsonl, last.pt, best.pt); returns
+    the stage summary. best.pt is the epoch with the best val mIoU when `validate` is given,
+    else the last epoch."""
+    out = config.out_path / stage
+    if not resume and (out / "last.pt").exists():
+        raise FileExistsError(
+            f"{out} already holds a run (last.pt); pass --resume to continue it, or choose a "
+            "new out_dir (or delete this one) to start over"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    head = step.head
+    optimizer = torch.optim.AdamW(head.parameters(), lr=config.pixel_lr, weight_decay=1e-4)
+    stage_config = replace(config, batch_size=config.pixel_batch_size, epochs=epochs,
+                           warmup_epochs=min(config.warmup_epochs, epochs / 2))  # fmt: skip
+    steps_per_epoch = len(epoch_batches(n_frames, stage_config, 0, 0, 1))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: learning_rate_factor(s, steps_per_epoch, stage_config)
+    )
+    start, best, elapsed = 0, {"epoch": -1, "miou": -math.inf}, 0.0
+    if resume and (out / "last.pt").is_file():
+        state = torch.load(out / "last.pt", weights_only=False)
+        head.load_state_dict(state["head"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start, best, elapsed = state["epoch"] + 1, state["best"], state["elapsed_s"]
+        print(f"resuming {out} at epoch {start}")
+    last = epochs if stop_after is None else min(epochs, start + stop_after)
+    for epoch in range(start, last):
+        began = time.monotonic()
+        figures = _one_epoch(step, optimizer, scheduler, n_frames, stage_config, epoch, stage)
+        elapsed += time.monotonic() - began
+        val = validate() if validate is not None else {}
+        line = {"stage": stage, "epoch": epoch, "train": figures, "val": val,
+                "train_time_s": round(elapsed, 1)}  # fmt: skip
+        with open(out / "log.jsonl", "a") as log:
+            log.write(json.dumps(line) + "\n")
+        print(json.dumps(line))
+        improved = validate is None or val["miou"] > best["miou"]
+        if improved:
+            best = {"epoch": epoch, **val}
+        content = {"config": asdict(config), "stage": stage, "coarse": coarse,
+                   "head": head.state_dict(), "epoch": epoch, "best": best,
+                   "elapsed_s": elapsed}  # fmt: skip
+        if improved:
+            save_checkpoint(out / "best.pt", **content)
+        save_checkpoint(out / "last.pt", **content, optimizer=optimizer.state_dict(),
+                        scheduler=scheduler.state_dict())  # fmt: skip
+    summary = {"stage": stage, "best": best, "train_time_s": round(elapsed, 1),
+               "epochs_done": last}  # fmt: skip
+    if last == epochs:
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _one_epoch(
+    step: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    n_frames: int,
+    config: TrainConfig,
+    epoch: int,
+    stage: str,
+) -> dict[str, float]:
+    """One pass over the training frames with random mirroring; the epoch's mean figures."""
+    step.head.train()
+    rng = np.random.default_rng([config.seed, epoch, 7])
+    torch.manual_seed(int(rng.integers(2**62)))
+    totals: dict[str, float] = {}
+    batches = epoch_batches(n_frames, config, epoch, 0, 1)
+    for indices in tqdm(batches, desc=f"{stage} epoch {epoch}", leave=False):
+        loss, stats = step(indices, rng.random(len(indices)) < config.flip_prob)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        for key, value in {"loss": loss.item(), **stats}.items():
+            totals[key] = totals.get(key, 0.0) + value
+    return {key: value / len(batches) for key, value in totals.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# The three stages
+# ---------------------------------------------------------------------------------------------
+
+
+def coarse_stage(config: TrainConfig, resume: bool, stop_after: int | None) -> Path | None:
+    """The coarse model's best.pt, training it first unless `coarse_checkpoint` names one;
+    None when `stop_after` ended the coarse run early."""
+    if config.coarse_checkpoint:
+        path = Path(config.coarse_checkpoint)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"coarse_checkpoint {path} does not exist; train that run first (its config "
+                f"under training/configs/) or leave coarse_checkpoint out to train the coarse "
+                "stage here"
+            )
+        return path
+    sub = replace(config, method=COARSE_METHOD[config.method],
+                  out_dir=str(config.out_path / "coarse"))  # fmt: skip
+    if resume and (sub.out_path / "summary.json").is_file():
+        summary = json.loads((sub.out_path / "summary.json").read_text())
+        if summary.get("epochs_done") is not None and "iterations_done" not in summary:
+            return sub.out_path / "best.pt"
+    if sub.method == "ier":
+        from soundloc_training.iterative import run_iterations
+
+        summary = run_iterations(sub, resume=resume, stop_after=stop_after)
+        return sub.out_path / "best.pt" if "iterations" in summary else None
+    from soundloc_training.train import run
+
+    summary = run(sub, resume=resume, stop_after=stop_after)
+    return sub.out_path / "best.pt" if summary["epochs_done"] == sub.epochs else None
+
+
+def run_sounding_pixels(
+    config: TrainConfig, resume: bool = False, stop_after: int | None = None
+) -> dict[str, object]:
+    """Train the coarse stage, SMR and SPS (see module doc); returns the run summary."""
+    if config.method not in COARSE_METHOD:
+        raise ValueError(f"run_sounding_pixels trains {sorted(COARSE_METHOD)}, not {config.method}")
+    out = config.out_path
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(asdict(config), sort_keys=False))
+    coarse_path = coarse_stage(config, resume, stop_after)
+    if coarse_path is None:
+        return {"stage": "coarse", "epochs_done": None}
+    coarse_checkpoint = torch.load(coarse_path, weights_only=False, map_location="cpu")
+    coarse = {"config": coarse_checkpoint["config"], "model": coarse_checkpoint["model"],
+              "from": str(coarse_path)}  # fmt: skip
+    localizer, coarse_config = load_model(coarse)
+    torch.manual_seed(config.seed)
+    frontend, size = coarse_config.audio_frontend, coarse_config.image_size
+    train = PixelInputs(localizer, load_table(config.data, "train", size, frontend,
+                                              config.limit_train), config)  # fmt: skip
+    val = PixelInputs(localizer, load_table(config.data, "val", size, frontend,
+                                            config.limit_eval), config)  # fmt: skip
+    labelled = val.table.gt_maps is not None and val.table.gt_is_mask
+    stages = {}
+
+    affinity = build_head("smr", localizer, config)
+    smr_done = out / "smr" / "summary.json"
+    if resume and smr_done.is_file():
+        affinity.load_state_dict(torch.load(out / "smr" / "best.pt", weights_only=False)["head"])
+        stages["smr"] = json.loads(smr_done.read_text())
+    else:
+        stages["smr"] = fit_head("smr", AffinityStep(affinity, train, config), len(train.table),
+                                 config, config.smr_epochs, coarse, None, resume, stop_after)  # fmt: skip
+        if stages["smr"]["epochs_done"] < config.smr_epochs:
+            return {"stage": "smr", "epochs_done": stages["smr"]["epochs_done"]}
+    refined = refined_maps(affinity, train, config)  # [N, H, W]: SPS's pseudo-masks
+
+    segmentation = build_head("sps", localizer, config)
+
+    def validate() -> dict[str, float]:
+        masks = segment(segmentation, val)
+        return evaluate_heatmaps(masks, val.table, probabilities=masks)
+
+    sps_step = SegmentationStep(segmentation, train, refined, config.pseudo_mask_band)
+    stages["sps"] = fit_head("sps", sps_step, len(train.table), config, config.sps_epochs,
+                             coarse, validate if labelled else None, resume, stop_after)  # fmt: skip
+    if stages["sps"]["epochs_done"] < config.sps_epochs:
+        return {"stage": "sps", "epochs_done": stages["sps"]["epochs_done"]}
+
+    atomic_write_bytes(out / "best.pt", (out / "sps" / "best.pt").read_bytes())
+    _, _, best_segmentation, _ = load_stage(out / "best.pt")
+    sheet = {
+        "coarse": val.coarse.numpy(),
+        "refined (SMR)": refined_maps(affinity, val, config).numpy(),
+        "segmented (SPS)": (segment(best_segmentation, val) > 0.5).astype(np.float32),
+    }
+    save_stage_sheet(out / "stages_val.png", val.table, sheet, config.contact_sheet_frames)
+    summary = {"coarse": str(coarse_path), "stages": stages,
+               "train_time_s": round(sum(s["train_time_s"] for s in stages.values()), 1),
+               "epochs_done": config.smr_epochs + config.sps_epochs}  # fmt: skip
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
