@@ -75,7 +75,8 @@ def test_guided_masking_hides_the_best_matching_positions():
 
 
 def test_affinities_of_a_hand_checked_feature_map():
-    # 2 channels on a 2 x 2 grid: f(0,0) = (0, 0), f(0,1) = (1, 3), f(1,0) = (0, 0.5), f(1,1) = (2, 2)
+    # 2 channels on a 2 x 2 grid: f(0,0) = (0, 0), f(0,1) = (1, 3), f(1,0) = (0, 0.5),
+    # f(1,1) = (2, 2)
     features = torch.tensor([[[0.0, 1.0], [0.0, 2.0]], [[0.0, 3.0], [0.5, 2.0]]])[None]
     affinity = pair_affinities(features, RADIUS_1)[0]  # [4, 2, 2]
     up, left, right, down = affinity

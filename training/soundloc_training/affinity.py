@@ -1,4 +1,4 @@
-"""SMR's pixel affinities and random walk (USPL's refinement, after AffinityNet; notes/methods.md §2.4).
+"""SMR's pixel affinities and random walk (after AffinityNet; notes/methods.md §2.4).
 
 Positions x and y of the pixel grid are neighbours when |x - y| <= radius (a disk of offsets).
 - Affinity: a(x, y) = exp(-mean_c |f_x - f_y|) of the affinity head's features, in (0, 1] and
@@ -37,7 +37,7 @@ def disk_offsets(radius: int, half: bool = False) -> list[Offset]:
 
 
 def shifted(grid: torch.Tensor, offset: Offset) -> torch.Tensor:
-    """[..., H, W] -> [..., H, W] holding grid(x + offset) at x, zero where x + offset is outside."""
+    """[..., H, W] -> [..., H, W] holding grid(x + offset) at x; zero where that is off the grid."""
     dy, dx = offset
     height, width = grid.shape[-2:]
     r = max(abs(dy), abs(dx))

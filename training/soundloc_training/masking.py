@@ -56,7 +56,8 @@ class RegionMasking:
         left = (torch.rand(batch) * (width - block_w + 1).float()).long()
         rows = torch.arange(height)[None, :, None]  # [1, h, 1]
         cols = torch.arange(width)[None, None, :]  # [1, 1, w]
-        hidden = ((rows >= top[:, None, None]) & (rows < (top + block_h)[:, None, None])
-                  & (cols >= left[:, None, None]) & (cols < (left + block_w)[:, None, None]))  # fmt: skip
+        top, left = top[:, None, None], left[:, None, None]  # [B, 1, 1]
+        bottom, right = top + block_h[:, None, None], left + block_w[:, None, None]
+        hidden = (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)  # [B, h, w]
         hidden[:, 0, 0] &= ~hidden.flatten(1).all(dim=1)  # never hide everything
         return hidden  # [B, h, w]

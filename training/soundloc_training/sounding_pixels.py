@@ -41,7 +41,7 @@ from tqdm import tqdm
 from soundloc_ros.core.atomic import atomic_write_bytes, atomic_write_text
 from soundloc_ros.core.preprocess import normalize_images
 from soundloc_training.affinity import disk_offsets, pair_affinities, pair_labels, refine
-from soundloc_training.checkpoints import load_model, save_checkpoint, trainable_state
+from soundloc_training.checkpoints import load_model, save_checkpoint
 from soundloc_training.config import TrainConfig
 from soundloc_training.data import GT_SIZE, FrameTable, VisualInputs, load_table
 from soundloc_training.evaluate import evaluate_heatmaps, predict_heatmaps
@@ -385,8 +385,9 @@ def run_sounding_pixels(
         affinity.load_state_dict(torch.load(out / "smr" / "best.pt", weights_only=False)["head"])
         stages["smr"] = json.loads(smr_done.read_text())
     else:
-        stages["smr"] = fit_head("smr", AffinityStep(affinity, train, config), len(train.table),
-                                 config, config.smr_epochs, coarse, None, resume, stop_after)  # fmt: skip
+        smr_step = AffinityStep(affinity, train, config)
+        stages["smr"] = fit_head("smr", smr_step, len(train.table), config, config.smr_epochs,
+                                 coarse, None, resume, stop_after)  # fmt: skip
         if stages["smr"]["epochs_done"] < config.smr_epochs:
             return {"stage": "smr", "epochs_done": stages["smr"]["epochs_done"]}
     refined = refined_maps(affinity, train, config)  # [N, H, W]: SPS's pseudo-masks
@@ -398,8 +399,9 @@ def run_sounding_pixels(
         return evaluate_heatmaps(masks, val.table, probabilities=masks)
 
     sps_step = SegmentationStep(segmentation, train, refined, config.pseudo_mask_band)
+    validation = validate if labelled else None
     stages["sps"] = fit_head("sps", sps_step, len(train.table), config, config.sps_epochs,
-                             coarse, validate if labelled else None, resume, stop_after)  # fmt: skip
+                             coarse, validation, resume, stop_after)  # fmt: skip
     if stages["sps"]["epochs_done"] < config.sps_epochs:
         return {"stage": "sps", "epochs_done": stages["sps"]["epochs_done"]}
 
