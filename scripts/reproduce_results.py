@@ -27,6 +27,11 @@ RUNS = {  # (benchmark, method) -> config
     ("synthav", "ier"): "training/configs/synthav_ier.yaml",
     ("tuxav", "baseline"): "training/configs/tuxav_baseline.yaml",
     ("tuxav", "ier"): "training/configs/tuxav_ier.yaml",
+    # USPL's ablation: after the runs above, whose `ier` checkpoints ier+uspl refines
+    ("synthav", "uspl"): "training/configs/synthav_uspl.yaml",
+    ("synthav", "ier+uspl"): "training/configs/synthav_ier_uspl.yaml",
+    ("tuxav", "uspl"): "training/configs/tuxav_uspl.yaml",
+    ("tuxav", "ier+uspl"): "training/configs/tuxav_ier_uspl.yaml",
 }
 HEADER = """# Results
 
@@ -63,6 +68,9 @@ def reproduce(benchmark: str, method: str, config_path: str) -> None:
         sh([*train_command, "--resume"])
     summary = json.loads(summary_path.read_text())
     (ROOT / "results").mkdir(exist_ok=True)
+    if "stages" in summary:
+        reproduce_stages(benchmark, config, summary, shlex.join(train_command))
+        return
     if "iterations" not in summary:
         row = evaluate(config["data"], f"{config['out_dir']}/best.pt")
         row.update(
@@ -90,6 +98,27 @@ def reproduce(benchmark: str, method: str, config_path: str) -> None:
             best_val=iteration["best"],
         )
         write_row(f"{benchmark}_test_{method}_iter{k}.json", row)
+
+
+def reproduce_stages(benchmark: str, config: dict, summary: dict, train_command: str) -> None:
+    """The rows of a `uspl` / `ier+uspl` run: its own coarse stage (when it trained one), the
+    SMR refined maps and the SPS masks, each from its own checkpoint; epochs and times count
+    the stages behind a row (the coarse run's included when this run trained it)."""
+    out = config["out_dir"]
+    checkpoints = [f"{out}/smr/best.pt", f"{out}/best.pt"]
+    epochs, train_time = 0, 0.0
+    if not config.get("coarse_checkpoint"):
+        coarse = json.loads((ROOT / out / "coarse" / "summary.json").read_text())
+        epochs, train_time = coarse["epochs_done"], coarse["train_time_s"]
+        checkpoints.insert(0, f"{out}/coarse/best.pt")
+    stages = [None, *summary["stages"].values()][-len(checkpoints) :]
+    for checkpoint, stage in zip(checkpoints, stages, strict=True):
+        if stage is not None:
+            epochs += stage["epochs_done"]
+            train_time += stage["train_time_s"]
+        row = evaluate(config["data"], checkpoint)
+        row.update(train_command=train_command, epochs=epochs, train_time_s=round(train_time, 1))
+        write_row(f"{benchmark}_test_{row['method']}.json", row)
 
 
 def evaluate(data: str, checkpoint: str) -> dict[str, object]:
