@@ -55,7 +55,7 @@ from soundloc_training.models.pixel_heads import (
     normalized_map,
 )
 from soundloc_training.pseudo_labels import confident_regions
-from soundloc_training.train import epoch_batches, learning_rate_factor
+from soundloc_training.train import epoch_batches, learning_rate_factor, optimize_epoch
 from soundloc_training.visualize import save_stage_sheet
 
 COARSE_METHOD = {"uspl": "baseline+maskaug", "ier+uspl": "ier"}
@@ -307,17 +307,14 @@ def _one_epoch(
     step.head.train()
     rng = np.random.default_rng([config.seed, epoch, 7])
     torch.manual_seed(int(rng.integers(2**62)))
-    totals: dict[str, float] = {}
     batches = epoch_batches(n_frames, config, epoch, 0, 1)
-    for indices in tqdm(batches, desc=f"{stage} epoch {epoch}", leave=False):
-        loss, stats = step(indices, rng.random(len(indices)) < config.flip_prob)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        for key, value in {"loss": loss.item(), **stats}.items():
-            totals[key] = totals.get(key, 0.0) + value
-    return {key: value / len(batches) for key, value in totals.items()}
+    return optimize_epoch(
+        batches,
+        lambda indices: step(indices, rng.random(len(indices)) < config.flip_prob),
+        optimizer,
+        scheduler,
+        f"{stage} epoch {epoch}",
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -69,6 +69,32 @@ def epoch_batches(
     return [order[s * per_step : (s + 1) * per_step][rank::world] for s in range(steps)]
 
 
+Step = Callable[[np.ndarray], tuple[torch.Tensor, dict[str, float]]]
+
+
+def optimize_epoch(
+    batches: list[np.ndarray],
+    step: Step,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    desc: str,
+    quiet: bool = False,
+) -> dict[str, float]:
+    """Minimize `step(indices)`'s loss over the batches in order (one optimizer and scheduler
+    step each); returns the mean of the loss and of every figure the step reports. The one
+    loop behind every stage: the localizer's methods and the SMR / SPS heads."""
+    totals: dict[str, float] = {}
+    for indices in tqdm(batches, desc=desc, leave=False, disable=quiet):
+        loss, stats = step(indices)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        for key, value in {"loss": loss.item(), **stats}.items():
+            totals[key] = totals.get(key, 0.0) + value
+    return {key: value / len(batches) for key, value in totals.items()}
+
+
 def train_one_epoch(
     step_module: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -86,11 +112,10 @@ def train_one_epoch(
     torch.manual_seed(
         int(rng.integers(2**62))
     )  # dropout etc.: reproducible per epoch, for --resume
-    totals: dict[str, float] = {}
-    batches = epoch_batches(len(table), config, epoch, rank, world)
-    for indices in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=rank != 0):
+
+    def step(indices: np.ndarray) -> tuple[torch.Tensor, dict[str, float]]:
         flip = rng.random(len(indices)) < config.flip_prob
-        loss, stats = step_module(
+        return step_module(
             visual.batch(indices, flip),
             audio_batch(table, indices, config, rng),
             torch.from_numpy(table.clip_ids[indices]),
@@ -98,13 +123,9 @@ def train_one_epoch(
             torch.from_numpy(indices),
             torch.from_numpy(flip),
         )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        for key, value in {"loss": loss.item(), **stats}.items():
-            totals[key] = totals.get(key, 0.0) + value
-    return {key: value / len(batches) for key, value in totals.items()}
+
+    batches = epoch_batches(len(table), config, epoch, rank, world)
+    return optimize_epoch(batches, step, optimizer, scheduler, f"epoch {epoch}", rank != 0)
 
 
 def _distributed() -> tuple[int, int]:

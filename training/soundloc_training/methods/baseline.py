@@ -1,4 +1,9 @@
-"""`baseline`: single-stage multiple-instance contrastive localization (losses/contrastive.py)."""
+"""`baseline`: single-stage multiple-instance contrastive localization (losses/contrastive.py).
+
+`BaselineMethod` is also the shape of every method's training step: `forward` turns a batch into
+the [B, B, h, w] maps of every image with every audio, and `objective` turns the maps into the
+loss. The other methods (masked_mil.py, ier.py) override `objective` alone.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ class BaselineMethod(nn.Module):
         super().__init__()
         self.model = model
         self.feature_dropout = nn.Dropout2d(config.feature_dropout)
-        self.loss = MultipleInstanceContrast(
+        self.mil = MultipleInstanceContrast(
             config.tau, config.positive_fraction, config.background_fraction
         )
 
@@ -30,16 +35,28 @@ class BaselineMethod(nn.Module):
         frames: torch.Tensor,
         flipped: torch.Tensor,
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """visual_input: cached backbone features [B, C, h, w], or images if the backbone trains.
-
-        frames / flipped (training-table indices, mirrored or not) are part of every method's
-        step signature for per-frame pseudo-labels (`ier`); the baseline has none.
-        """
+        """visual_input: cached backbone features [B, C, h, w], or images if the backbone trains;
+        logmel: the batch's audio windows; clip_ids [B]; frames [B]: indices into the training
+        table and flipped [B]: which were mirrored (for per-frame pseudo-labels, `ier`)."""
         similarity = self.model.training_maps(
             visual_input, logmel, visual_is_image, self.feature_dropout
         )  # [B, B, h, w]
-        loss = self.loss(similarity, clip_ids)
-        with torch.no_grad():
-            logits = self.loss.logits(similarity, clip_ids)
-            accuracy = (logits.argmax(dim=1) == torch.arange(len(logits))).float().mean()
-        return loss, {"retrieval_acc": float(accuracy)}
+        return self.objective(similarity, clip_ids, frames, flipped)
+
+    def objective(
+        self,
+        similarity: torch.Tensor,
+        clip_ids: torch.Tensor,
+        frames: torch.Tensor,
+        flipped: torch.Tensor,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The symmetric multiple-instance contrast of the maps; the baseline has no per-frame
+        pseudo-labels, so frames / flipped are unused."""
+        loss = self.mil(similarity, clip_ids)
+        return loss, {"retrieval_acc": self.retrieval_accuracy(similarity, clip_ids)}
+
+    @torch.no_grad()
+    def retrieval_accuracy(self, similarity: torch.Tensor, groups: torch.Tensor) -> float:
+        """How often an image's own audio scores best among the batch's other groups."""
+        logits = self.mil.logits(similarity, groups)  # [B, B]
+        return float((logits.argmax(dim=1) == torch.arange(len(logits))).float().mean())

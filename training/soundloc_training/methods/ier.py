@@ -14,28 +14,22 @@ only reinforce the previous map, while the max over positions can move to a bett
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from soundloc_training.config import TrainConfig
 from soundloc_training.losses.cluster_contrast import InterFrameClusterContrast
-from soundloc_training.losses.contrastive import MultipleInstanceContrast
 from soundloc_training.losses.region_contrast import IntraFrameRegionContrast, region_mean
+from soundloc_training.methods.baseline import BaselineMethod
 from soundloc_training.models.localizer import Localizer
 from soundloc_training.pseudo_labels import PseudoLabels, confident_regions
 
 
-class IERMethod(nn.Module):
-    """One training step's computation, as a module so DDP can wrap it."""
+class IERMethod(BaselineMethod):
+    """The baseline's step whose objective, once pseudo-labels are set, is the region terms."""
 
     def __init__(self, model: Localizer, config: TrainConfig) -> None:
-        super().__init__()
         confident_regions(torch.zeros(1, 1, 1), config.fg_threshold, config.bg_threshold,
                           config.region_softness)  # fmt: skip  # validates the thresholds now
-        self.model = model
-        self.feature_dropout = nn.Dropout2d(config.feature_dropout)
-        self.mil = MultipleInstanceContrast(
-            config.tau, config.positive_fraction, config.background_fraction
-        )
+        super().__init__(model, config)
         self.intra = IntraFrameRegionContrast(config.region_tau)
         self.inter = InterFrameClusterContrast(config.region_tau, config.cluster_positives)
         self.weights = (config.intra_weight, config.inter_weight, config.mil_weight)
@@ -44,23 +38,18 @@ class IERMethod(nn.Module):
     def set_pseudo_labels(self, labels: PseudoLabels) -> None:
         self.pseudo_labels = labels
 
-    def forward(
+    def objective(
         self,
-        visual_input: torch.Tensor,
-        logmel: torch.Tensor,
+        similarity: torch.Tensor,
         clip_ids: torch.Tensor,
-        visual_is_image: bool,
         frames: torch.Tensor,
         flipped: torch.Tensor,
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """frames [B]: indices into the training table (keys of the pseudo-labels); flipped [B]:
-        whose features were mirrored (their pseudo-maps are mirrored too)."""
-        similarity = self.model.training_maps(
-            visual_input, logmel, visual_is_image, self.feature_dropout
-        )  # [B, B, h, w]
+        """similarity [B, B, h, w]; frames [B]: indices into the training table (keys of the
+        pseudo-labels); flipped [B]: whose features were mirrored (their pseudo-maps are
+        mirrored too)."""
         if self.pseudo_labels is None:  # iteration 0: the baseline objective
-            loss = self.mil(similarity, clip_ids)
-            return loss, {"retrieval_acc": self._accuracy(similarity, clip_ids)}
+            return super().objective(similarity, clip_ids, frames, flipped)
         sounding, non_sounding = self.pseudo_labels.regions(frames, flipped)  # [B, h, w] each
         clusters = self.pseudo_labels.clusters[clip_ids]  # [B]
         own = similarity.diagonal(dim1=0, dim2=1).movedim(-1, 0)  # [B, h, w]
@@ -73,10 +62,5 @@ class IERMethod(nn.Module):
         w_intra, w_inter, w_mil = self.weights
         loss = w_intra * intra + w_inter * inter + w_mil * mil
         stats = {"intra": float(intra), "inter": float(inter), "mil": float(mil),
-                 "retrieval_acc": self._accuracy(similarity, clusters)}  # fmt: skip
+                 "retrieval_acc": self.retrieval_accuracy(similarity, clusters)}  # fmt: skip
         return loss, stats
-
-    @torch.no_grad()
-    def _accuracy(self, similarity: torch.Tensor, groups: torch.Tensor) -> float:
-        logits = self.mil.logits(similarity, groups)  # [B, B]
-        return float((logits.argmax(dim=1) == torch.arange(len(logits))).float().mean())

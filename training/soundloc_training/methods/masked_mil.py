@@ -12,48 +12,33 @@ match the sound too, which widens the map from one patch to the object.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from soundloc_training.config import TrainConfig
-from soundloc_training.losses.contrastive import MultipleInstanceContrast
 from soundloc_training.masking import RegionMasking
+from soundloc_training.methods.baseline import BaselineMethod
 from soundloc_training.models.localizer import Localizer
 
 
-class MaskAugmentedMILMethod(nn.Module):
-    """One training step's computation, as a module so DDP can wrap it."""
+class MaskAugmentedMILMethod(BaselineMethod):
+    """The baseline's step with a second, masked view of the maps in its objective."""
 
     def __init__(self, model: Localizer, config: TrainConfig) -> None:
-        super().__init__()
-        self.model = model
-        self.feature_dropout = nn.Dropout2d(config.feature_dropout)
-        self.loss = MultipleInstanceContrast(
-            config.tau, config.positive_fraction, config.background_fraction
-        )
+        super().__init__(model, config)
         self.masking = RegionMasking(config.mask_mode, config.mask_fraction)
         self.mask_weight = config.mask_weight
 
-    def forward(
+    def objective(
         self,
-        visual_input: torch.Tensor,
-        logmel: torch.Tensor,
+        similarity: torch.Tensor,
         clip_ids: torch.Tensor,
-        visual_is_image: bool,
         frames: torch.Tensor,
         flipped: torch.Tensor,
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """The step signature every method shares (train.train_one_epoch); frames / flipped
-        are unused here."""
-        similarity = self.model.training_maps(
-            visual_input, logmel, visual_is_image, self.feature_dropout
-        )  # [B, B, h, w]
+        """similarity [B, B, h, w]; frames / flipped are unused here."""
         own = similarity.diagonal(dim1=0, dim2=1).movedim(-1, 0)  # [B, h, w]
         hidden = self.masking(own)  # [B, h, w] bool
-        full = self.loss(similarity, clip_ids)
-        masked = self.loss(similarity, clip_ids, excluded=hidden)
-        loss = full + self.mask_weight * masked
-        with torch.no_grad():
-            logits = self.loss.logits(similarity, clip_ids)
-            accuracy = (logits.argmax(dim=1) == torch.arange(len(logits))).float().mean()
-        stats = {"full": full.item(), "masked": masked.item(), "retrieval_acc": accuracy.item()}
-        return loss, stats
+        full = self.mil(similarity, clip_ids)
+        masked = self.mil(similarity, clip_ids, excluded=hidden)
+        stats = {"full": full.item(), "masked": masked.item(),
+                 "retrieval_acc": self.retrieval_accuracy(similarity, clip_ids)}  # fmt: skip
+        return full + self.mask_weight * masked, stats
