@@ -25,6 +25,7 @@ from soundloc_training.losses.segmentation import PseudoMaskLoss
 from soundloc_training.masking import RegionMasking
 from soundloc_training.models.pixel_heads import SegmentationHead
 from soundloc_training.sounding_pixels import load_stage, run_sounding_pixels
+from soundloc_training.train import main as train_main
 
 from soundloc_ros.core.backends.onnxruntime import OnnxRuntimeBackend
 
@@ -266,3 +267,16 @@ def test_a_missing_coarse_checkpoint_is_refused(fast_config, tmp_path):
                      coarse_checkpoint=str(tmp_path / "runs" / "ier" / "best.pt"))  # fmt: skip
     with pytest.raises(FileNotFoundError, match="train that run first"):
         run_sounding_pixels(config)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [("mask_mode=blur", "mask_mode must be one of"), ("mask_fraction=1.5", "mask_fraction"),
+     ("affinity_radius=0", "affinity_radius"), ("pseudo_mask_band=0.7", "pseudo_mask_band")],
+)  # fmt: skip
+def test_bad_sounding_pixel_settings_are_refused_at_load(tmp_path, capsys, setting, message):
+    config = tmp_path / "uspl.yaml"
+    config.write_text(f"data: synthav:{tmp_path}/none\nout_dir: {tmp_path}/run\nmethod: uspl\n")
+    assert train_main([str(config), "--set", setting]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

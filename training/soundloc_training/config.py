@@ -101,4 +101,17 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
         raise ValueError(f"{path}: missing required setting(s) {missing}")
     config = TrainConfig(**values)
     config.audio_frontend  # noqa: B018 - validates the front-end block early, with its message
+    _check_sounding_pixel_settings(config)
     return config
+
+
+def _check_sounding_pixel_settings(config: TrainConfig) -> None:
+    """Refuse a bad masking / SMR / SPS setting at load time, with the message of the part
+    that reads it, rather than after minutes of feature caching."""
+    from soundloc_training.affinity import disk_offsets
+    from soundloc_training.losses.segmentation import PseudoMaskLoss
+    from soundloc_training.masking import RegionMasking
+
+    RegionMasking(config.mask_mode, config.mask_fraction)
+    disk_offsets(config.affinity_radius)
+    PseudoMaskLoss(config.pseudo_mask_band)
