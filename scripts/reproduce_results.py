@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from soundloc_training.report import load_results, render, render_replay
+from soundloc_training.report import load_results, render, render_ablation, render_replay
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = {  # (benchmark, method) -> config
@@ -47,6 +47,20 @@ wall-clock on the machine in
 `soundloc-train` run (data loading, frozen-feature caching, training, per-epoch validation),
 excluding benchmark generation. Heatmap contact sheets of each run's validation frames are written
 to `runs/<name>/contact_sheet_val.png` (not committed: TuxAV frames contain GPL photographs).
+
+"""
+
+
+ABLATION_HEADER = """## USPL ablation
+
+The rows above that make up USPL's ablation, in order (the `uspl` and `ier+uspl` runs:
+`soundloc-train training/configs/<benchmark>_uspl.yaml` and `<benchmark>_ier_uspl.yaml`).
+Coarse rows are scored as heatmaps (mIoU: the min-max normalized map thresholded at 0.5), SMR
+rows as their refined heatmaps, SPS rows (`uspl`, `ier+uspl`) as masks (the segmentation
+head's probabilities at 0.5). The last column is the mIoU gain over the thresholded coarse map
+each row refines. Contact sheets of
+coarse | refined | segmented maps on the same validation frames: `runs/<name>/stages_val.png`;
+SynthAV's is committed as `results/synthav_uspl_stages_val.png`.
 
 """
 
@@ -137,14 +151,18 @@ def write_row(name: str, row: dict[str, object]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="benchmark to reproduce (default: all)")
+    parser.add_argument("--methods", nargs="+", metavar="METHOD",
+                        help="methods to reproduce (default: all of RUNS); the other rows "
+                        "under results/ are rendered as they are")  # fmt: skip
     args = parser.parse_args()
     for (benchmark, method), config in RUNS.items():
-        if args.only in (None, benchmark):
+        if args.only in (None, benchmark) and method in (args.methods or [method]):
             reproduce(benchmark, method, config)
     replays = [
         json.loads(p.read_text()) for p in sorted((ROOT / "results" / "replay").glob("*.json"))
     ]
-    text = HEADER + render(load_results(ROOT / "results"))
+    rows = load_results(ROOT / "results")
+    text = HEADER + render(rows) + "\n" + ABLATION_HEADER + render_ablation(rows)
     if replays:
         text += "\n" + render_replay(replays)
     (ROOT / "RESULTS.md").write_text(text)

@@ -67,6 +67,55 @@ def render(results: list[dict[str, object]]) -> str:
     return "\n\n".join(sections) + "\n"
 
 
+ABLATION = (  # (results-row method, what it adds, the row whose map it starts from)
+    ("baseline", "multiple-instance contrast", None),
+    ("baseline+maskaug", "+ mask augmentation", None),
+    ("baseline+maskaug+smr", "+ SMR (refined maps)", "baseline+maskaug"),
+    ("uspl", "+ SPS (masks): uspl", "baseline+maskaug"),
+    ("ier", "ier (val-selected iteration)", None),
+    ("ier+smr", "ier + SMR", "ier"),
+    ("ier+uspl", "ier + SMR + SPS: ier+uspl", "ier"),
+)
+
+
+def render_ablation(results: list[dict[str, object]]) -> str:
+    """USPL's ablation, one table per benchmark's test split: the ABLATION rows present, in
+    order, with the reference rows and each SMR / SPS row's mIoU change over the thresholded
+    coarse map it refines."""
+    sections = []
+    for benchmark in sorted({str(r["benchmark"]) for r in results}):
+        rows = {
+            str(row["method"]): row
+            for row in results
+            if row["benchmark"] == benchmark and row["split"] == "test"
+            and ("iteration" not in row or row.get("val_selected"))
+        }  # fmt: skip
+        present = [entry for entry in ABLATION if entry[0] in rows]
+        if not any(name in rows for name in ("uspl", "ier+uspl")):
+            continue
+        reference = rows[present[0][0]]
+        lines = [
+            f"### USPL ablation: {benchmark} test ({reference['metrics']['n_frames']} frames)",
+            "",
+            "| row | method | cIoU | AUC | mIoU | F-score | mIoU vs coarse map |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name in REFERENCE_ROWS:
+            scores = reference["baselines"][name]
+            lines.append(f"| {name} | – | " + " | ".join(_cell(scores, k) for k in METRICS)
+                         + " | – |")  # fmt: skip
+        for name, label, coarse in present:
+            scores = rows[name]["metrics"]
+            delta = "–"
+            if coarse in rows:
+                change = scores["miou"] - rows[coarse]["metrics"]["miou"]
+                delta = f"{change:+.3f} (vs {coarse})"
+            cells = " | ".join(_cell(scores, k) for k in METRICS)
+            lines.append(f"| {label} | {name} | {cells} | {delta} |")
+        sections.append("\n".join(lines))
+    return "\n\n".join(sections) + "\n" if sections else ""
+
+
 REPLAY_METRICS = ("ciou", "auc", "miou", "fscore", "mask_miou", "peak_in_object",
                   "bearing_error_deg_median")  # fmt: skip
 
