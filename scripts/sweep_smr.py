@@ -7,7 +7,8 @@ is then walked for every (affinity_beta, walk_steps) pair and the min-max normal
 thresholded at each level. Printed: mIoU (AVSBench frame IoU, averaged) of every combination,
 with steps 0 = the upsampled coarse map itself, so a gain from recovering boundaries is told
 apart from a gain from a different threshold. Labels are read on val only, as for checkpoint
-selection; the settings chosen go in the run's config (walk_steps, affinity_beta).
+selection; the settings chosen go in the run's config (affinity_beta, walk_steps,
+pseudo_mask_threshold).
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ def main() -> int:
     parser.add_argument("checkpoint", help="an SMR stage checkpoint (OUT/smr/best.pt)")
     parser.add_argument("--data", help="dataset spec (default: the run's own)")
     parser.add_argument("--limit", type=int, default=256, help="val frames (default 256)")
-    parser.add_argument("--betas", type=float, nargs="+", default=[4.0, 8.0, 16.0])
-    parser.add_argument("--steps", type=int, nargs="+", default=[0, 8, 16, 32, 64, 128])
-    parser.add_argument("--thresholds", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6])
+    parser.add_argument("--betas", type=float, nargs="+", default=[8.0, 16.0, 32.0])
+    parser.add_argument("--steps", type=int, nargs="+", default=[0, 8, 32, 64])
+    parser.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.6, 0.7, 0.8, 0.9])
     args = parser.parse_args()
     stage, localizer, head, config = load_stage(args.checkpoint)
     if stage != "smr":
@@ -51,8 +52,8 @@ def main() -> int:
     ious = np.zeros((len(combos), len(args.thresholds)))  # summed over frames
     with torch.no_grad():
         for indices in tqdm(inputs.batches(), desc="sweep", leave=False):
-            images, features, coarse = inputs.batch(indices)
-            affinities = pair_affinities(head(images, features), offsets)  # [B, P, H, W]
+            images, _, coarse = inputs.batch(indices)
+            affinities = pair_affinities(head(images), offsets)  # [B, P, H, W]
             start = normalized_map(coarse, inputs.grid)[:, 0]  # [B, H, W]
             for c, (beta, steps) in enumerate(combos):
                 walked = minmax(refine(start, affinities, offsets, beta, steps))[:, None]

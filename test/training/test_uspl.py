@@ -187,6 +187,16 @@ def test_pseudo_mask_loss_leaves_the_undecided_band_out():
     assert logits.grad[0, 0, 0] < 0 < logits.grad[0, 0, 3]  # raise the sounding pixel's logit
 
 
+def test_pseudo_mask_level_moves_the_mask_and_its_band():
+    refined = torch.tensor([[[0.9, 0.75, 0.65, 0.55]]])
+    logits = torch.zeros(1, 1, 4, requires_grad=True)
+    PseudoMaskLoss(level=0.7, band=0.1)(logits, refined).backward()
+    assert logits.grad[0, 0].ne(0).tolist() == [True, False, False, True]
+    assert logits.grad[0, 0, 0] < 0 < logits.grad[0, 0, 3]  # 0.55 < 0.7 - 0.1: non-sounding
+    with pytest.raises(ValueError, match="both sides"):
+        PseudoMaskLoss(level=0.9, band=0.15)
+
+
 def test_an_sps_training_step_lowers_its_loss():
     torch.manual_seed(0)
     head = SegmentationHead(backbone_channels=8, width=8)
@@ -195,7 +205,7 @@ def test_an_sps_training_step_lowers_its_loss():
     refined = torch.zeros(4, 8, 8)
     refined[:, 2:6, 1:5] = 1.0  # a square pseudo-mask on the 8 x 8 pixel grid
     images[:, :, 8:24, 4:20] += 2.0  # ... where the image is brighter
-    loss_fn = PseudoMaskLoss(0.1)
+    loss_fn = PseudoMaskLoss(band=0.1)
     optimizer = torch.optim.Adam(head.parameters(), lr=1e-2)
 
     def step() -> float:
@@ -272,7 +282,8 @@ def test_a_missing_coarse_checkpoint_is_refused(fast_config, tmp_path):
 @pytest.mark.parametrize(
     ("setting", "message"),
     [("mask_mode=blur", "mask_mode must be one of"), ("mask_fraction=1.5", "mask_fraction"),
-     ("affinity_radius=0", "affinity_radius"), ("pseudo_mask_band=0.7", "pseudo_mask_band")],
+     ("affinity_radius=0", "affinity_radius"), ("pseudo_mask_band=0.7", "pseudo_mask_band"),
+     ("pseudo_mask_threshold=1", "pseudo_mask_threshold")],
 )  # fmt: skip
 def test_bad_sounding_pixel_settings_are_refused_at_load(tmp_path, capsys, setting, message):
     config = tmp_path / "uspl.yaml"

@@ -64,13 +64,16 @@ class TrainConfig:
     # of training the coarse stage in OUT/coarse
     pixel_channels: int = 32  # width of the SMR / SPS heads (on the stride-4 pixel grid)
     affinity_radius: int = 4  # SMR pairs: positions at most this far apart on the pixel grid
-    affinity_beta: float = 8.0  # random walk on affinity ** beta (AffinityNet's beta)
-    walk_steps: int = 64  # random-walk steps from the coarse map to the refined one
+    # The walk and the pseudo-mask level below were chosen on both val splits (TuxAV, SynthAV)
+    # with scripts/sweep_smr.py; README "uspl" gives the figures.
+    affinity_beta: float = 32.0  # random walk on affinity ** beta (AffinityNet's beta)
+    walk_steps: int = 32  # random-walk steps from the coarse map to the refined one
     smr_epochs: int = 4
     sps_epochs: int = 8
     pixel_batch_size: int = 32
     pixel_lr: float = 1e-3
-    pseudo_mask_band: float = 0.1  # refined map within this of 0.5: left out of the SPS loss
+    pseudo_mask_threshold: float = 0.8  # SPS pseudo-mask: refined map above this level
+    pseudo_mask_band: float = 0.1  # refined map within this of the level: left out of SPS's loss
     limit_train: int | None = None  # use only the first N training frames (smoke runs)
     limit_eval: int | None = None
     contact_sheet_frames: int = 12
@@ -114,4 +117,4 @@ def _check_sounding_pixel_settings(config: TrainConfig) -> None:
 
     RegionMasking(config.mask_mode, config.mask_fraction)
     disk_offsets(config.affinity_radius)
-    PseudoMaskLoss(config.pseudo_mask_band)
+    PseudoMaskLoss(config.pseudo_mask_threshold, config.pseudo_mask_band)

@@ -128,8 +128,8 @@ class AffinityStep(nn.Module):
         self.loss = AffinityLoss()
 
     def forward(self, indices: np.ndarray, flip: np.ndarray) -> tuple[torch.Tensor, dict]:
-        images, features, _ = self.inputs.batch(indices, flip)
-        affinities = pair_affinities(self.head(images, features), self.offsets)  # [B, P, H, W]
+        images, _, _ = self.inputs.batch(indices, flip)
+        affinities = pair_affinities(self.head(images), self.offsets)  # [B, P, H, W]
         labels = pair_labels(
             _flip_maps(self.sounding[indices], flip),
             _flip_maps(self.non_sounding[indices], flip),
@@ -142,11 +142,12 @@ class SegmentationStep(nn.Module):
     """SPS's training step: cross-entropy against the refined maps as pseudo-masks."""
 
     def __init__(
-        self, head: SegmentationHead, inputs: PixelInputs, refined: torch.Tensor, band: float
-    ) -> None:
+        self, head: SegmentationHead, inputs: PixelInputs, refined: torch.Tensor,
+        config: TrainConfig,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.head, self.inputs, self.refined = head, inputs, refined
-        self.loss = PseudoMaskLoss(band)
+        self.loss = PseudoMaskLoss(config.pseudo_mask_threshold, config.pseudo_mask_band)
 
     def forward(self, indices: np.ndarray, flip: np.ndarray) -> tuple[torch.Tensor, dict]:
         logits = self.head(*self.inputs.batch(indices, flip))  # [B, H, W]
@@ -162,8 +163,8 @@ def refined_maps(head: AffinityHead, inputs: PixelInputs, config: TrainConfig) -
     offsets = disk_offsets(config.affinity_radius)
     maps = []
     for indices in tqdm(inputs.batches(), desc="SMR random walk", leave=False):
-        images, features, coarse = inputs.batch(indices)
-        affinities = pair_affinities(head(images, features), offsets)  # [B, P, H, W]
+        images, _, coarse = inputs.batch(indices)
+        affinities = pair_affinities(head(images), offsets)  # [B, P, H, W]
         start = normalized_map(coarse, inputs.grid)[:, 0]  # [B, H, W]
         walked = refine(start, affinities, offsets, config.affinity_beta, config.walk_steps)
         maps.append(minmax(walked))
@@ -188,8 +189,9 @@ def segment(head: SegmentationHead, inputs: PixelInputs, size: int = GT_SIZE) ->
 
 
 def build_head(stage: str, localizer: Localizer, config: TrainConfig) -> nn.Module:
-    heads = {"smr": AffinityHead, "sps": SegmentationHead}
-    return heads[stage](localizer.backbone.out_channels, config.pixel_channels)
+    if stage == "smr":
+        return AffinityHead(config.pixel_channels)
+    return SegmentationHead(localizer.backbone.out_channels, config.pixel_channels)
 
 
 def load_stage(
@@ -395,7 +397,7 @@ def run_sounding_pixels(
         masks = segment(segmentation, val)
         return evaluate_heatmaps(masks, val.table, probabilities=masks)
 
-    sps_step = SegmentationStep(segmentation, train, refined, config.pseudo_mask_band)
+    sps_step = SegmentationStep(segmentation, train, refined, config)
     validation = validate if labelled else None
     stages["sps"] = fit_head("sps", sps_step, len(train.table), config, config.sps_epochs,
                              coarse, validation, resume, stop_after)  # fmt: skip

@@ -1,10 +1,17 @@
 """SMR's affinity head and SPS's segmentation head, on a stride-4 pixel grid (56 x 56 at 224 px).
 
-The localizer's map has one position per 16 pixels; an object's boundary needs finer evidence.
-Both heads read the same two inputs through their own `PixelFeatures`: a small trainable stem on
-the image (two stride-2 3 x 3 convolutions: colour and edges at stride 4) and a 1 x 1 projection of
-the frozen backbone's features (what the object is), upsampled to the stem's grid. They do not
-share weights: each learns what its own target needs.
+The localizer's map has one position per 16 pixels; an object's boundary needs finer evidence:
+both heads start from their own small trainable stem on the image (two stride-2 3 x 3
+convolutions: colour and edges at stride 4). They do not share weights.
+- SPS also reads a 1 x 1 projection of the frozen backbone's features (what the object is),
+  upsampled to the stem's grid, and the audio's coarse map.
+- SMR reads the image alone, widened by dilated convolutions. Its pair labels come from the
+  coarse map, which is computed from those same backbone features: given them, the head can
+  reproduce the coarse map's blurred level set and so learn the map's boundary instead of the
+  object's. From the image, the only thing that tells the confident sounding pixels from the
+  non-sounding ones is what the object looks like, edges included. (Measured on both val splits
+  with scripts/sweep_smr.py: the walk on an image-only head's affinities lost less, or gained,
+  against the coarse map at every threshold, where the head that also read the features lost.)
 """
 
 from __future__ import annotations
@@ -16,12 +23,20 @@ from torch import nn
 PIXEL_STRIDE = 4  # the stem's two stride-2 convolutions
 
 
-def _conv_bn_relu(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequential:
+def _conv_bn_relu(
+    cin: int, cout: int, kernel: int, stride: int = 1, dilation: int = 1
+) -> nn.Sequential:
+    padding = dilation * (kernel // 2)  # keeps the grid size at stride 1
     return nn.Sequential(
-        nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False),
+        nn.Conv2d(cin, cout, kernel, stride, padding, dilation=dilation, bias=False),
         nn.BatchNorm2d(cout),
         nn.ReLU(inplace=True),
     )
+
+
+def image_stem(width: int) -> nn.Sequential:
+    """Image [B, 3, S, S] -> [B, width, S/4, S/4]."""
+    return nn.Sequential(_conv_bn_relu(3, 16, 3, 2), _conv_bn_relu(16, width, 3, 2))
 
 
 class PixelFeatures(nn.Module):
@@ -29,7 +44,7 @@ class PixelFeatures(nn.Module):
 
     def __init__(self, backbone_channels: int, width: int) -> None:
         super().__init__()
-        self.stem = nn.Sequential(_conv_bn_relu(3, 16, 3, 2), _conv_bn_relu(16, width, 3, 2))
+        self.stem = image_stem(width)
         self.semantic = _conv_bn_relu(backbone_channels, width, 1)
 
     def forward(self, image: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
@@ -41,15 +56,22 @@ class PixelFeatures(nn.Module):
 
 
 class AffinityHead(nn.Module):
-    """SMR: the features whose L1 distances give the affinities (affinity.pair_affinities)."""
+    """SMR: image -> the features whose L1 distances give the affinities
+    (affinity.pair_affinities); with dilations 2 and 4 each position sees about 16 grid positions
+    (64 pixels) across."""
 
-    def __init__(self, backbone_channels: int, width: int = 32) -> None:
+    def __init__(self, width: int = 32) -> None:
         super().__init__()
-        self.pixels = PixelFeatures(backbone_channels, width)
-        self.out = nn.Sequential(_conv_bn_relu(2 * width, width, 3), nn.Conv2d(width, width, 1))
+        self.stem = image_stem(width)
+        self.context = nn.Sequential(
+            _conv_bn_relu(width, width, 3),
+            _conv_bn_relu(width, width, 3, dilation=2),
+            _conv_bn_relu(width, width, 3, dilation=4),
+        )
+        self.out = nn.Conv2d(width, width, 1)
 
-    def forward(self, image: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        return self.out(self.pixels(image, features))  # [B, width, S/4, S/4]
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.out(self.context(self.stem(image)))  # [B, width, S/4, S/4]
 
 
 def normalized_map(similarity: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
