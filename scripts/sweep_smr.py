@@ -15,58 +15,42 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from soundloc_training.affinity import disk_offsets, pair_affinities, refine
-from soundloc_training.data import GT_SIZE, load_table
-from soundloc_training.models.pixel_heads import normalized_map
-from soundloc_training.sounding_pixels import PixelInputs, load_stage, minmax
-from tqdm import tqdm
-
-from soundloc_ros.core.metrics import mask_iou
+from soundloc_training.data import load_table
+from soundloc_training.sounding_pixels import PixelInputs, load_stage, sweep_walks
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="an SMR stage checkpoint (OUT/smr/best.pt)")
+    parser.add_argument("checkpoint", type=Path, help="an SMR stage checkpoint (OUT/smr/best.pt)")
     parser.add_argument("--data", help="dataset spec (default: the run's own)")
     parser.add_argument("--limit", type=int, default=256, help="val frames (default 256)")
     parser.add_argument("--betas", type=float, nargs="+", default=[8.0, 16.0, 32.0])
     parser.add_argument("--steps", type=int, nargs="+", default=[0, 8, 32, 64])
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.6, 0.7, 0.8, 0.9])
-    args = parser.parse_args()
-    stage, localizer, head, config = load_stage(args.checkpoint)
+    args = parser.parse_args(argv)
+    try:
+        stage, localizer, head, config = load_stage(args.checkpoint)
+    except (OSError, KeyError) as error:
+        print(f"error: cannot read {args.checkpoint} as a uspl stage checkpoint ({error!r}); "
+              "give a finished run's OUT/smr/best.pt", file=sys.stderr)  # fmt: skip
+        return 2
     if stage != "smr":
-        print(f"error: {args.checkpoint} is an {stage} checkpoint; give OUT/smr/best.pt")
+        print(f"error: {args.checkpoint} is an {stage} checkpoint; give OUT/smr/best.pt",
+              file=sys.stderr)  # fmt: skip
         return 2
     table = load_table(args.data or config.data, "val", config.image_size,
                        config.audio_frontend, args.limit)  # fmt: skip
     if table.gt_maps is None or not table.gt_is_mask:
-        print("error: the val split has no ground-truth masks to score the sweep with")
+        print("error: the val split has no ground-truth masks to score the sweep with",
+              file=sys.stderr)  # fmt: skip
         return 2
-    inputs = PixelInputs(localizer, table, config)
-    offsets = disk_offsets(config.affinity_radius)
-    combos = [(b, s) for b in args.betas for s in args.steps]
-    ious = np.zeros((len(combos), len(args.thresholds)))  # summed over frames
-    with torch.no_grad():
-        for indices in tqdm(inputs.batches(), desc="sweep", leave=False):
-            images, _, coarse = inputs.batch(indices)
-            affinities = pair_affinities(head(images), offsets)  # [B, P, H, W]
-            start = normalized_map(coarse, inputs.grid)[:, 0]  # [B, H, W]
-            for c, (beta, steps) in enumerate(combos):
-                walked = minmax(refine(start, affinities, offsets, beta, steps))[:, None]
-                maps = F.interpolate(walked, size=(GT_SIZE, GT_SIZE), mode="bilinear",
-                                     align_corners=False)[:, 0].numpy()  # fmt: skip
-                for t, level in enumerate(args.thresholds):
-                    for m, i in zip(maps, indices, strict=True):
-                        binary = (m > level).astype(np.float32)  # foreground: 1 > 0.5
-                        ious[c, t] += mask_iou(binary, table.gt_maps[i] > 0.5)
-    ious /= len(table)
+    walks = [(beta, steps) for beta in args.betas for steps in args.steps]
+    ious = sweep_walks(head, PixelInputs(localizer, table, config), config, walks, args.thresholds)
     print(f"mIoU on {len(table)} val frames of {args.checkpoint} (rows: beta, steps)")
     print("beta  steps  " + "  ".join(f"thr {t:.2f}" for t in args.thresholds))
-    for (beta, steps), row in zip(combos, ious, strict=True):
+    for (beta, steps), row in zip(walks, ious, strict=True):
         print(f"{beta:4.0f}  {steps:5d}  " + "  ".join(f"{v:8.3f}" for v in row))
     return 0
 

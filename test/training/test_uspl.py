@@ -17,14 +17,22 @@ from soundloc_training.affinity import (
     refine,
     walk_weights,
 )
+from soundloc_training.data import load_table
+from soundloc_training.evaluate import evaluate_heatmaps
 from soundloc_training.evaluate import main as eval_main
 from soundloc_training.export import export_bundle
 from soundloc_training.losses.affinity import AffinityLoss
 from soundloc_training.losses.contrastive import MultipleInstanceContrast, top_fraction_mean
 from soundloc_training.losses.segmentation import PseudoMaskLoss
 from soundloc_training.masking import RegionMasking
-from soundloc_training.models.pixel_heads import SegmentationHead
-from soundloc_training.sounding_pixels import load_stage, run_sounding_pixels
+from soundloc_training.models.pixel_heads import SegmentationHead, normalized_map
+from soundloc_training.sounding_pixels import (
+    PixelInputs,
+    load_stage,
+    refined_maps,
+    run_sounding_pixels,
+    sweep_walks,
+)
 from soundloc_training.train import main as train_main
 
 from soundloc_ros.core.backends.onnxruntime import OnnxRuntimeBackend
@@ -254,6 +262,17 @@ def test_uspl_run_end_to_end(fast_config, tmp_path, capsys):
         rows[row["method"]] = row["metrics"]
     assert set(rows) == {"baseline+maskaug", "baseline+maskaug+smr", "uspl"}
     assert all(0 <= m["miou"] <= 1 for m in rows.values())
+    # the sweep scores maps as the protocol does: steps 0 at 0.5 is the upsampled coarse map's
+    # mIoU, and the configured walk at 0.5 is the refined maps' mIoU
+    _, localizer, affinity, _ = load_stage(out / "smr" / "best.pt")
+    val = PixelInputs(localizer, load_table(config.data, "val", 128, config.audio_frontend),
+                      config)  # fmt: skip
+    ious = sweep_walks(affinity, val, config, [(8.0, 0), (config.affinity_beta, 8)], [0.5, 0.8])
+    coarse = list(normalized_map(val.coarse, val.grid)[:, 0].numpy())
+    assert ious[0, 0] == pytest.approx(evaluate_heatmaps(coarse, val.table)["miou"], abs=1e-4)
+    refined = list(refined_maps(affinity, val, config).numpy())
+    assert ious[1, 0] == pytest.approx(evaluate_heatmaps(refined, val.table)["miou"], abs=1e-4)
+    assert ious[0, 1] != ious[0, 0]
     # the bundle's mask output is the SPS head's, from the same forward pass
     bundle, differences = export_bundle(out / "best.pt", tmp_path / "bundle", frames=2)
     assert bundle.mask is not None and bundle.mask.tensor.shape == (1, 1, 32, 32)

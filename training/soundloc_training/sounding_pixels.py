@@ -39,6 +39,7 @@ from torch import nn
 from tqdm import tqdm
 
 from soundloc_ros.core.atomic import atomic_write_bytes, atomic_write_text
+from soundloc_ros.core.metrics import mask_iou, prepare_heatmap
 from soundloc_ros.core.preprocess import normalize_images
 from soundloc_training.affinity import disk_offsets, pair_affinities, pair_labels, refine
 from soundloc_training.checkpoints import load_model, save_checkpoint
@@ -155,20 +156,53 @@ class SegmentationStep(nn.Module):
         return loss, {}
 
 
+def walked_maps(
+    head: AffinityHead, images: torch.Tensor, coarse: torch.Tensor, grid: tuple[int, int],
+    radius: int, walks: list[tuple[float, int]],
+) -> list[torch.Tensor]:  # fmt: skip
+    """A batch's coarse maps [B, h, w] walked on the head's affinities once per (beta, steps)
+    of `walks` (affinities computed once): each [B, H, W] on the pixel grid, min-max normalized
+    (its 0.5 level is the pseudo-mask's boundary)."""
+    offsets = disk_offsets(radius)
+    affinities = pair_affinities(head(images), offsets)  # [B, P, H, W]
+    start = normalized_map(coarse, grid)[:, 0]  # [B, H, W]
+    return [minmax(refine(start, affinities, offsets, beta, steps)) for beta, steps in walks]
+
+
 @torch.no_grad()
 def refined_maps(head: AffinityHead, inputs: PixelInputs, config: TrainConfig) -> torch.Tensor:
-    """Every frame's coarse map refined by the random walk: [N, H, W] on the pixel grid,
-    min-max normalized (its 0.5 level is the pseudo-mask's boundary)."""
+    """Every frame's coarse map refined by the random walk of the config: [N, H, W]."""
     head.eval()
-    offsets = disk_offsets(config.affinity_radius)
+    walk = [(config.affinity_beta, config.walk_steps)]
     maps = []
     for indices in tqdm(inputs.batches(), desc="SMR random walk", leave=False):
         images, _, coarse = inputs.batch(indices)
-        affinities = pair_affinities(head(images), offsets)  # [B, P, H, W]
-        start = normalized_map(coarse, inputs.grid)[:, 0]  # [B, H, W]
-        walked = refine(start, affinities, offsets, config.affinity_beta, config.walk_steps)
-        maps.append(minmax(walked))
+        maps += walked_maps(head, images, coarse, inputs.grid, config.affinity_radius, walk)
     return torch.cat(maps)
+
+
+@torch.no_grad()
+def sweep_walks(
+    head: AffinityHead, inputs: PixelInputs, config: TrainConfig,
+    walks: list[tuple[float, int]], levels: list[float],
+) -> np.ndarray:  # fmt: skip
+    """mIoU [len(walks), len(levels)] over the inputs' frames of each walk's refined map read
+    at each level (scripts/sweep_smr.py). Maps are scored as the protocol scores a heatmap
+    (metrics.prepare_heatmap: 224 x 224, min-max), foreground above the level; steps 0 is the
+    coarse map itself."""
+    head.eval()
+    ious = np.zeros((len(walks), len(levels)))  # summed over frames
+    for indices in tqdm(inputs.batches(), desc="sweep", leave=False):
+        images, _, coarse = inputs.batch(indices)
+        walked = walked_maps(head, images, coarse, inputs.grid, config.affinity_radius, walks)
+        for w, maps in enumerate(walked):
+            for heatmap, i in zip(maps.numpy(), indices, strict=True):
+                prepared = prepare_heatmap(heatmap)
+                gt = inputs.table.gt_maps[i] > 0.5
+                for t, level in enumerate(levels):
+                    binary = (prepared > level).astype(np.float32)  # foreground: 1 > 0.5
+                    ious[w, t] += mask_iou(binary, gt)
+    return ious / len(inputs.table)
 
 
 @torch.no_grad()
