@@ -11,6 +11,11 @@
 
 A frozen backbone's output depends on the image only, so the trainer computes it once per frame
 and caches it (`frozen` says whether that is allowed).
+
+`low_level(image)` gives the early layers' features at stride 4 (the stride-8 stage upsampled
+and concatenated): edges, colours and textures at a resolution fine enough for object
+boundaries, and still free of what the audio-visual training taught the deep layers (SMR reads
+them, sounding_pixels.py).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ class EfficientNetLite0Features(nn.Module):
     frozen = True
     mean, std = IMAGE_MEAN_MINUS_ONE_TO_ONE, IMAGE_STD_MINUS_ONE_TO_ONE
     split_block = 11  # blocks before this run at stride 16, from this one on at stride 32
+    low_level_blocks = (3, 5)  # blocks[:3] end at stride 4 (24 ch), blocks[3:5] at stride 8 (40)
+    low_level_channels = 24 + 40
 
     def __init__(self, pretrained: bool = True) -> None:
         super().__init__()
@@ -64,6 +71,25 @@ class EfficientNetLite0Features(nn.Module):
         coarse = F.interpolate(x, size=fine.shape[-2:], mode="bilinear", align_corners=False)
         return torch.cat([fine, coarse], dim=1)  # [B, 432, H/16, W/16]
 
+    def low_level(self, image: torch.Tensor) -> torch.Tensor:
+        """Image [B, 3, H, W] -> [B, 64, H/4, W/4]."""
+        stride4_end, stride8_end = self.low_level_blocks
+        x = self.stem(image)
+        for block in self.stride16[:stride4_end]:
+            x = block(x)
+        stride4 = x  # [B, 24, H/4, W/4]
+        for block in self.stride16[stride4_end:stride8_end]:
+            x = block(x)  # ends [B, 40, H/8, W/8]
+        return _stacked(stride4, x)
+
+
+def _stacked(stride4: torch.Tensor, stride8: torch.Tensor) -> torch.Tensor:
+    """[B, C4, h, w] and [B, C8, h/2, w/2] -> [B, C4 + C8, h, w] (stride 8 upsampled)."""
+    upsampled = F.interpolate(
+        stride8, size=stride4.shape[-2:], mode="bilinear", align_corners=False
+    )
+    return torch.cat([stride4, upsampled], dim=1)
+
 
 class _BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int) -> None:
@@ -88,6 +114,7 @@ class ResNet18Features(nn.Module):
 
     out_channels = 512
     frozen = False
+    low_level_channels = 64 + 128  # layers[:2] at stride 4, layers[2:4] at stride 8
     mean, std = IMAGENET_MEAN, IMAGENET_STD
 
     def __init__(self, pretrained: bool = False) -> None:
@@ -110,6 +137,11 @@ class ResNet18Features(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.layers(self.stem(image))
+
+    def low_level(self, image: torch.Tensor) -> torch.Tensor:
+        """Image [B, 3, H, W] -> [B, 192, H/4, W/4]."""
+        stride4 = self.layers[:2](self.stem(image))  # [B, 64, H/4, W/4]
+        return _stacked(stride4, self.layers[2:4](stride4))  # layers[2:4]: [B, 128, H/8, W/8]
 
 
 BACKBONES = {"efficientnet_lite0": EfficientNetLite0Features, "resnet18": ResNet18Features}
