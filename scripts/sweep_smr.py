@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", help="dataset spec (default: the run's own)")
     parser.add_argument("--limit", type=int, default=256, help="val frames (default 256)")
     parser.add_argument("--betas", type=float, nargs="+", default=[8.0, 16.0, 32.0])
-    parser.add_argument("--steps", type=int, nargs="+", default=[0, 8, 32, 64])
+    parser.add_argument("--steps", type=int, nargs="+", default=[0, 32, 128, 256])
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.6, 0.7, 0.8, 0.9])
     args = parser.parse_args(argv)
     try:

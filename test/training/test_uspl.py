@@ -17,6 +17,7 @@ from soundloc_training.affinity import (
     refine,
     walk_weights,
 )
+from soundloc_training.config import TrainConfig
 from soundloc_training.data import load_table
 from soundloc_training.evaluate import evaluate_heatmaps
 from soundloc_training.evaluate import main as eval_main
@@ -25,7 +26,14 @@ from soundloc_training.losses.affinity import AffinityLoss
 from soundloc_training.losses.contrastive import MultipleInstanceContrast, top_fraction_mean
 from soundloc_training.losses.segmentation import PseudoMaskLoss
 from soundloc_training.masking import RegionMasking
-from soundloc_training.models.pixel_heads import SegmentationHead, normalized_map
+from soundloc_training.models.backbones import build_backbone
+from soundloc_training.models.pixel_heads import (
+    PIXEL_STRIDE,
+    AffinityHead,
+    SegmentationHead,
+    normalized_map,
+)
+from soundloc_training.pseudo_labels import confident_regions
 from soundloc_training.sounding_pixels import (
     PixelInputs,
     load_stage,
@@ -127,6 +135,27 @@ def test_pair_labels_ignore_unconfident_regions():
     loss.backward()
     labelled = (fg | bg | cross)[:, None]  # [2, 1, 5]
     assert (affinities.grad[0] != 0).eq(labelled).all()
+
+
+def test_pairs_must_span_the_unconfident_band_to_see_a_boundary():
+    # a smooth blob on the 56 x 56 grid, as the upsampled coarse map is: between its confident
+    # core (> 0.8) and confident outside (< 0.3) lies a band wider than the walk's radius
+    yy, xx = torch.meshgrid(torch.arange(56.0), torch.arange(56.0), indexing="ij")
+    blob = torch.exp(-((yy - 28) ** 2 + (xx - 28) ** 2) / (2 * 8.0**2))[None]  # [1, 56, 56]
+    sounding, non_sounding = confident_regions(blob, 0.8, 0.3)
+    config = TrainConfig(data="x", out_dir="y")
+    for radius, has_cross in ((config.affinity_radius, False), (config.pair_radius, True)):
+        _, _, cross = pair_labels(sounding.bool(), non_sounding.bool(), disk_offsets(radius, True))
+        assert bool(cross.any()) is has_cross, radius
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet18"])
+def test_low_level_features_are_on_the_pixel_grid(name):
+    backbone = build_backbone(name, pretrained=name == "efficientnet_lite0")
+    low = backbone.low_level(torch.randn(2, 3, 64, 64))
+    assert low.shape == (2, backbone.low_level_channels, 64 // PIXEL_STRIDE, 64 // PIXEL_STRIDE)
+    head = AffinityHead(backbone.low_level_channels, width=8)
+    assert head(torch.randn(2, 3, 64, 64), low).shape == (2, 8, 16, 16)
 
 
 def _random_features(seed: int, size: int = 6) -> torch.Tensor:
@@ -302,7 +331,9 @@ def test_a_missing_coarse_checkpoint_is_refused(fast_config, tmp_path):
     ("setting", "message"),
     [("mask_mode=blur", "mask_mode must be one of"), ("mask_fraction=1.5", "mask_fraction"),
      ("affinity_radius=0", "affinity_radius"), ("pseudo_mask_band=0.7", "pseudo_mask_band"),
-     ("pseudo_mask_threshold=1", "pseudo_mask_threshold")],
+     ("pseudo_mask_threshold=1", "pseudo_mask_threshold"),
+     ("pair_offsets=500", "pair_offsets must be between 1 and 220"),
+     ("affinity_bg_threshold=0.9", "affinity_bg_threshold < affinity_fg_threshold")],
 )  # fmt: skip
 def test_bad_sounding_pixel_settings_are_refused_at_load(tmp_path, capsys, setting, message):
     config = tmp_path / "uspl.yaml"

@@ -56,24 +56,28 @@ class TrainConfig:
     inter_weight: float = 1.0  # inter-frame cluster-aware contrast,
     mil_weight: float = 1.0  # and the baseline's multiple-instance term (cluster-aware negatives)
     # --- `baseline+maskaug`, `uspl`, `ier+uspl` (methods/masked_mil.py, sounding_pixels.py) ---
-    mask_mode: str = "guided"  # visual masking: guided (erase the map's best-matching
-    # positions) or random (erase a random block of positions)
+    mask_mode: str = "random"  # visual masking: random (erase a random block of positions) or
+    # guided (erase the map's best-matching positions; widened the maps, README "uspl")
     mask_fraction: float = 0.25  # share of the positions the masked view erases
     mask_weight: float = 1.0  # weight of the masked view's multiple-instance term
     coarse_checkpoint: str | None = None  # uspl / ier+uspl: refine this run's best.pt instead
     # of training the coarse stage in OUT/coarse
     pixel_channels: int = 32  # width of the SMR / SPS heads (on the stride-4 pixel grid)
-    affinity_radius: int = 4  # SMR pairs: positions at most this far apart on the pixel grid
-    # The walk and the pseudo-mask level below were chosen on both val splits (TuxAV, SynthAV)
-    # with scripts/sweep_smr.py; README "uspl" gives the figures.
-    affinity_beta: float = 32.0  # random walk on affinity ** beta (AffinityNet's beta)
-    walk_steps: int = 32  # random-walk steps from the coarse map to the refined one
-    smr_epochs: int = 4
-    sps_epochs: int = 8
+    affinity_fg_threshold: float = 0.8  # SMR pair labels: coarse map (min-max) above = sounding,
+    affinity_bg_threshold: float = 0.3  # below = non-sounding (tighter than IER's: purer seeds)
+    pair_radius: int = 12  # SMR training pairs: positions at most this far apart (pixel grid),
+    pair_offsets: int = 32  # of which this many offsets are drawn at random per step
+    affinity_radius: int = 4  # random walk: moves to positions at most this far (pixel grid)
+    # The walk and the pseudo-mask levels below were chosen on TuxAV val with
+    # scripts/sweep_smr.py; README "uspl" gives the figures.
+    affinity_beta: float = 16.0  # random walk on affinity ** beta (AffinityNet's beta)
+    walk_steps: int = 128  # random-walk steps from the coarse map to the refined one
+    smr_epochs: int = 2
+    sps_epochs: int = 3
     pixel_batch_size: int = 32
     pixel_lr: float = 1e-3
-    pseudo_mask_threshold: float = 0.8  # SPS pseudo-mask: refined map above this level
-    pseudo_mask_band: float = 0.1  # refined map within this of the level: left out of SPS's loss
+    pseudo_mask_threshold: float = 0.6  # SPS pseudo-mask: refined map above this level
+    pseudo_mask_band: float = 0.2  # refined map within this of the level: left out of SPS's loss
     limit_train: int | None = None  # use only the first N training frames (smoke runs)
     limit_eval: int | None = None
     contact_sheet_frames: int = 12
@@ -117,4 +121,16 @@ def _check_sounding_pixel_settings(config: TrainConfig) -> None:
 
     RegionMasking(config.mask_mode, config.mask_fraction)
     disk_offsets(config.affinity_radius)
+    if not 0.0 <= config.affinity_bg_threshold < config.affinity_fg_threshold <= 1.0:
+        raise ValueError(
+            "need 0 <= affinity_bg_threshold < affinity_fg_threshold <= 1 (levels of the "
+            f"min-max coarse map); got {config.affinity_bg_threshold}, "
+            f"{config.affinity_fg_threshold}"
+        )
+    pairs = len(disk_offsets(config.pair_radius, half=True))
+    if not 1 <= config.pair_offsets <= pairs:
+        raise ValueError(
+            f"pair_offsets must be between 1 and {pairs} (the offsets within pair_radius "
+            f"{config.pair_radius}); got {config.pair_offsets}"
+        )
     PseudoMaskLoss(config.pseudo_mask_threshold, config.pseudo_mask_band)

@@ -8,9 +8,10 @@ USPL (Zhang et al., EMNLP 2023), built from its abstract and AffinityNet (notes/
    to refine instead (the ablation reuses the `ier` run so it is not trained twice).
 2. OUT/smr/: SMR. The frozen coarse model maps every training frame with its own audio; the map,
    upsampled to the stride-4 pixel grid and min-max normalized, gives confident sounding
-   (> fg_threshold) and non-sounding (< bg_threshold) regions. The affinity head learns from the
-   labelled pairs of neighbours (losses/affinity.py); the coarse map is then propagated by the
-   random walk on its affinities (affinity.refine) into the refined map.
+   (> affinity_fg_threshold) and non-sounding (< affinity_bg_threshold) regions. The affinity
+   head (image + the frozen backbone's low-level features) learns from labelled pairs up to
+   pair_radius apart (losses/affinity.py); the coarse map is then propagated by the random walk
+   on its affinities within affinity_radius (affinity.refine) into the refined map.
 3. OUT/sps/: SPS. The segmentation head (image, backbone features, the coarse map of the audio)
    learns the refined maps of the training frames as pseudo-masks (losses/segmentation.py); at
    run time it gives the mask in the same forward pass as the heatmap (soundloc-export).
@@ -76,7 +77,8 @@ class PixelInputs:
         self.table = table
         self.visual = VisualInputs(localizer, table, config)
         self.coarse = torch.from_numpy(predict_heatmaps(localizer, self.visual, table, config))
-        self.mean, self.std = localizer.backbone.mean, localizer.backbone.std
+        self.backbone = localizer.backbone
+        self.mean, self.std = self.backbone.mean, self.backbone.std
         self.grid = (config.image_size // PIXEL_STRIDE,) * 2
 
     def batch(
@@ -91,6 +93,12 @@ class PixelInputs:
             images[mirror] = images[mirror].flip(-1)
             coarse[mirror] = coarse[mirror].flip(-1)
         return images, self.visual.batch(indices, flip), coarse
+
+    @torch.no_grad()
+    def low_level(self, images: torch.Tensor) -> torch.Tensor:
+        """The frozen backbone's low-level features of a batch [B, C, S/4, S/4] (not cached:
+        4 x the deep features' positions would not fit in memory for a full split)."""
+        return self.backbone.low_level(images)
 
     def batches(self) -> list[np.ndarray]:
         return [np.arange(s, min(s + EVAL_BATCH, len(self.table))) for s in
@@ -117,24 +125,37 @@ def minmax(maps: torch.Tensor) -> torch.Tensor:
 
 
 class AffinityStep(nn.Module):
-    """SMR's training step: the affinity loss over labelled neighbour pairs."""
+    """SMR's training step: the affinity loss over labelled pairs.
+
+    Pairs span up to `pair_radius` (wider than the walk's `affinity_radius`): the confident
+    sounding and non-sounding regions lie apart, with the unconfident band between them, so
+    pairs as short as the walk's have almost no cross (sounding / non-sounding) label and the
+    head would only learn to pull neighbours together. Each step draws `pair_offsets` of the
+    wide half-disk's offsets at random (torch's generator, seeded per epoch), which keeps the
+    step's cost that of a short radius."""
 
     def __init__(self, head: AffinityHead, inputs: PixelInputs, config: TrainConfig) -> None:
         super().__init__()
         self.head, self.inputs = head, inputs
-        self.offsets = disk_offsets(config.affinity_radius, half=True)
+        self.offsets = disk_offsets(config.pair_radius, half=True)
+        self.draws = config.pair_offsets
         coarse = normalized_map(inputs.coarse, inputs.grid)[:, 0]  # [N, H, W]
-        sounding, non_sounding = confident_regions(coarse, config.fg_threshold, config.bg_threshold)
+        sounding, non_sounding = confident_regions(
+            coarse, config.affinity_fg_threshold, config.affinity_bg_threshold
+        )
         self.sounding, self.non_sounding = sounding.bool(), non_sounding.bool()
         self.loss = AffinityLoss()
 
     def forward(self, indices: np.ndarray, flip: np.ndarray) -> tuple[torch.Tensor, dict]:
         images, _, _ = self.inputs.batch(indices, flip)
-        affinities = pair_affinities(self.head(images), self.offsets)  # [B, P, H, W]
+        drawn = torch.randperm(len(self.offsets))[: self.draws].sort().values
+        offsets = [self.offsets[i] for i in drawn.tolist()]
+        features = self.head(images, self.inputs.low_level(images))  # [B, C, H, W]
+        affinities = pair_affinities(features, offsets)  # [B, P, H, W]
         labels = pair_labels(
             _flip_maps(self.sounding[indices], flip),
             _flip_maps(self.non_sounding[indices], flip),
-            self.offsets,
+            offsets,
         )
         return self.loss(affinities, *labels)
 
@@ -157,15 +178,17 @@ class SegmentationStep(nn.Module):
 
 
 def walked_maps(
-    head: AffinityHead, images: torch.Tensor, coarse: torch.Tensor, grid: tuple[int, int],
-    radius: int, walks: list[tuple[float, int]],
+    head: AffinityHead, inputs: PixelInputs, indices: np.ndarray, radius: int,
+    walks: list[tuple[float, int]],
 ) -> list[torch.Tensor]:  # fmt: skip
-    """A batch's coarse maps [B, h, w] walked on the head's affinities once per (beta, steps)
-    of `walks` (affinities computed once): each [B, H, W] on the pixel grid, min-max normalized
-    (its 0.5 level is the pseudo-mask's boundary)."""
+    """The frames' coarse maps [B, h, w] walked on the head's affinities once per
+    (beta, steps) of `walks` (affinities computed once): each [B, H, W] on the pixel grid,
+    min-max normalized."""
+    images, _, coarse = inputs.batch(indices)
     offsets = disk_offsets(radius)
-    affinities = pair_affinities(head(images), offsets)  # [B, P, H, W]
-    start = normalized_map(coarse, grid)[:, 0]  # [B, H, W]
+    features = head(images, inputs.low_level(images))  # [B, C, H, W]
+    affinities = pair_affinities(features, offsets)  # [B, P, H, W]
+    start = normalized_map(coarse, inputs.grid)[:, 0]  # [B, H, W]
     return [minmax(refine(start, affinities, offsets, beta, steps)) for beta, steps in walks]
 
 
@@ -176,8 +199,7 @@ def refined_maps(head: AffinityHead, inputs: PixelInputs, config: TrainConfig) -
     walk = [(config.affinity_beta, config.walk_steps)]
     maps = []
     for indices in tqdm(inputs.batches(), desc="SMR random walk", leave=False):
-        images, _, coarse = inputs.batch(indices)
-        maps += walked_maps(head, images, coarse, inputs.grid, config.affinity_radius, walk)
+        maps += walked_maps(head, inputs, indices, config.affinity_radius, walk)
     return torch.cat(maps)
 
 
@@ -193,8 +215,7 @@ def sweep_walks(
     head.eval()
     ious = np.zeros((len(walks), len(levels)))  # summed over frames
     for indices in tqdm(inputs.batches(), desc="sweep", leave=False):
-        images, _, coarse = inputs.batch(indices)
-        walked = walked_maps(head, images, coarse, inputs.grid, config.affinity_radius, walks)
+        walked = walked_maps(head, inputs, indices, config.affinity_radius, walks)
         for w, maps in enumerate(walked):
             for heatmap, i in zip(maps.numpy(), indices, strict=True):
                 prepared = prepare_heatmap(heatmap)
@@ -224,7 +245,7 @@ def segment(head: SegmentationHead, inputs: PixelInputs, size: int = GT_SIZE) ->
 
 def build_head(stage: str, localizer: Localizer, config: TrainConfig) -> nn.Module:
     if stage == "smr":
-        return AffinityHead(config.pixel_channels)
+        return AffinityHead(localizer.backbone.low_level_channels, config.pixel_channels)
     return SegmentationHead(localizer.backbone.out_channels, config.pixel_channels)
 
 

@@ -5,13 +5,14 @@ both heads start from their own small trainable stem on the image (two stride-2 
 convolutions: colour and edges at stride 4). They do not share weights.
 - SPS also reads a 1 x 1 projection of the frozen backbone's features (what the object is),
   upsampled to the stem's grid, and the audio's coarse map.
-- SMR reads the image alone, widened by dilated convolutions. Its pair labels come from the
-  coarse map, which is computed from those same backbone features: given them, the head can
-  reproduce the coarse map's blurred level set and so learn the map's boundary instead of the
-  object's. From the image, the only thing that tells the confident sounding pixels from the
-  non-sounding ones is what the object looks like, edges included. (Measured on both val splits
-  with scripts/sweep_smr.py: the walk on an image-only head's affinities lost less, or gained,
-  against the coarse map at every threshold, where the head that also read the features lost.)
+- SMR reads the image and the frozen backbone's low-level features (its stride-4 and stride-8
+  stages, backbones.low_level), widened by dilated convolutions. It does not read the deep
+  features: its pair labels come from the coarse map, which is computed from those, and given
+  them the head reproduces the coarse map's blurred level set, learning the map's boundary
+  instead of the object's. The early layers carry edges, colours and textures but not the
+  audio-visual training. (Measured on TuxAV val with scripts/sweep_smr.py, README "uspl": the
+  walk on this head's affinities gains over the coarse map where the deep-feature head lost and
+  the image-only head gained less.)
 """
 
 from __future__ import annotations
@@ -56,22 +57,25 @@ class PixelFeatures(nn.Module):
 
 
 class AffinityHead(nn.Module):
-    """SMR: image -> the features whose L1 distances give the affinities
+    """SMR: image + low-level features -> the features whose L1 distances give the affinities
     (affinity.pair_affinities); with dilations 2 and 4 each position sees about 16 grid positions
     (64 pixels) across."""
 
-    def __init__(self, width: int = 32) -> None:
+    def __init__(self, low_level_channels: int, width: int = 32) -> None:
         super().__init__()
         self.stem = image_stem(width)
+        self.low_level = _conv_bn_relu(low_level_channels, width, 1)
         self.context = nn.Sequential(
-            _conv_bn_relu(width, width, 3),
+            _conv_bn_relu(2 * width, width, 3),
             _conv_bn_relu(width, width, 3, dilation=2),
             _conv_bn_relu(width, width, 3, dilation=4),
         )
         self.out = nn.Conv2d(width, width, 1)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.out(self.context(self.stem(image)))  # [B, width, S/4, S/4]
+    def forward(self, image: torch.Tensor, low_level: torch.Tensor) -> torch.Tensor:
+        """image [B, 3, S, S], low_level [B, C, S/4, S/4] -> [B, width, S/4, S/4]."""
+        pixels = torch.cat([self.stem(image), self.low_level(low_level)], dim=1)  # [B, 2w, .]
+        return self.out(self.context(pixels))
 
 
 def normalized_map(similarity: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
