@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 from soundloc_training.affinity import (
+    cross_pair_coverage,
     disk_offsets,
     pair_affinities,
     pair_labels,
@@ -147,6 +148,16 @@ def test_pairs_must_span_the_unconfident_band_to_see_a_boundary():
     for radius, has_cross in ((config.affinity_radius, False), (config.pair_radius, True)):
         _, _, cross = pair_labels(sounding.bool(), non_sounding.bool(), disk_offsets(radius, True))
         assert bool(cross.any()) is has_cross, radius
+
+
+def test_cross_pair_coverage_counts_pairs_by_hand():
+    # one row of 6: frame 0 sounding at x 0-1, non-sounding at x 4-5; frame 1 all non-sounding.
+    # Radius 3 (only rightward offsets 1-3 stay on a 1-row grid): frame 0 has fg (0,1), bg (4,5)
+    # and cross (1,4); frame 1 has 5 + 4 + 3 bg pairs: 1 cross of 15 labelled, in 1 of 2 frames.
+    sounding = torch.tensor([[1, 1, 0, 0, 0, 0], [0] * 6], dtype=torch.bool)[:, None]  # [2, 1, 6]
+    non_sounding = torch.tensor([[0, 0, 0, 0, 1, 1], [1] * 6], dtype=torch.bool)[:, None]
+    assert cross_pair_coverage(sounding, non_sounding, 3) == pytest.approx((1 / 15, 0.5))
+    assert cross_pair_coverage(sounding, non_sounding, 2) == (0.0, 0.0)  # (1,4) is 3 apart
 
 
 @pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet18"])

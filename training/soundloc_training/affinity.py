@@ -72,6 +72,18 @@ def pair_labels(
     return fg_here & fg_there, bg_here & bg_there, cross
 
 
+def cross_pair_coverage(
+    sounding: torch.Tensor, non_sounding: torch.Tensor, radius: int
+) -> tuple[float, float]:
+    """(share of the labelled pairs within `radius` that are cross pairs, share of the frames
+    with at least one) for confident regions [B, H, W] bool: whether pairs that short can show
+    the affinity head a boundary at all (scripts/sweep_smr.py prints it)."""
+    fg, bg, cross = pair_labels(sounding, non_sounding, disk_offsets(radius, half=True))
+    labelled = int(fg.sum() + bg.sum() + cross.sum())
+    share = int(cross.sum()) / max(labelled, 1)
+    return share, cross.flatten(1).any(dim=1).float().mean().item()
+
+
 def walk_weights(affinities: torch.Tensor, beta: float) -> torch.Tensor:
     """a [B, P, H, W] -> W [B, 1 + P, H, W]: the self-loop (weight 1) first, then a ** beta."""
     self_loop = torch.ones_like(affinities[:, :1])

@@ -25,7 +25,7 @@ MASK_MODES = ("guided", "random")
 
 
 class RegionMasking:
-    def __init__(self, mode: str = "guided", fraction: float = 0.25) -> None:
+    def __init__(self, mode: str = "random", fraction: float = 0.25) -> None:
         if mode not in MASK_MODES:
             raise ValueError(f"mask_mode must be one of {MASK_MODES}; got {mode!r}")
         if not 0.0 < fraction < 1.0:

@@ -124,6 +124,16 @@ def minmax(maps: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 
 
+def seed_regions(inputs: PixelInputs, config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """SMR's confident (sounding, non-sounding) regions [N, H, W] bool on the pixel grid: the
+    frames' coarse maps upsampled, min-max normalized, cut at the affinity seed levels."""
+    coarse = normalized_map(inputs.coarse, inputs.grid)[:, 0]  # [N, H, W]
+    sounding, non_sounding = confident_regions(
+        coarse, config.affinity_fg_threshold, config.affinity_bg_threshold
+    )
+    return sounding.bool(), non_sounding.bool()
+
+
 class AffinityStep(nn.Module):
     """SMR's training step: the affinity loss over labelled pairs.
 
@@ -139,11 +149,7 @@ class AffinityStep(nn.Module):
         self.head, self.inputs = head, inputs
         self.offsets = disk_offsets(config.pair_radius, half=True)
         self.draws = config.pair_offsets
-        coarse = normalized_map(inputs.coarse, inputs.grid)[:, 0]  # [N, H, W]
-        sounding, non_sounding = confident_regions(
-            coarse, config.affinity_fg_threshold, config.affinity_bg_threshold
-        )
-        self.sounding, self.non_sounding = sounding.bool(), non_sounding.bool()
+        self.sounding, self.non_sounding = seed_regions(inputs, config)
         self.loss = AffinityLoss()
 
     def forward(self, indices: np.ndarray, flip: np.ndarray) -> tuple[torch.Tensor, dict]:
