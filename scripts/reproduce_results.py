@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,7 +63,7 @@ each row refines. SPS learns the refined maps above `pseudo_mask_threshold` (0.6
 `pseudo_mask_band` 0.2 of it left out; chosen on TuxAV val with scripts/sweep_smr.py, README
 "uspl" has the sweep's figures). The stage contact
 sheet, frame / coarse / refined / segmented on the same validation frames, is written to
-`runs/<name>/stages_val.png`; SynthAV's is committed as `results/synthav_uspl_stages_val.png`.
+`runs/<name>/stages_val.png`; SynthAV's are copied to `results/synthav_<method>_stages_val.png`.
 
 """
 
@@ -135,6 +136,9 @@ def reproduce_stages(benchmark: str, config: dict, summary: dict, train_command:
         row = evaluate(config["data"], checkpoint)
         row.update(train_command=train_command, epochs=epochs, train_time_s=round(train_time, 1))
         write_row(f"{benchmark}_test_{row['method']}.json", row)
+    if benchmark == "synthav":  # procedural frames; TuxAV's hold GPL photographs, not committed
+        sheet = f"{benchmark}_{config['method']}_stages_val.png"
+        shutil.copyfile(ROOT / out / "stages_val.png", ROOT / "results" / sheet)
 
 
 def evaluate(data: str, checkpoint: str) -> dict[str, object]:
