@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="pair radii whose cross-pair coverage is printed")  # fmt: skip
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.6, 0.7, 0.8, 0.9])
     args = parser.parse_args(argv)
+    if min(args.radii) < 1:
+        parser.error(f"--radii must be >= 1 (grid positions); got {args.radii}")
     try:
         stage, localizer, head, config = load_stage(args.checkpoint)
     except (OSError, KeyError) as error:

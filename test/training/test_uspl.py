@@ -160,6 +160,21 @@ def test_cross_pair_coverage_counts_pairs_by_hand():
     assert cross_pair_coverage(sounding, non_sounding, 2) == (0.0, 0.0)  # (1,4) is 3 apart
 
 
+def test_sweep_script_refuses_bad_arguments(tmp_path, capsys):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "sweep_smr.py"
+    spec = importlib.util.spec_from_file_location("sweep_smr", path)
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    assert sweep.main([str(tmp_path / "missing.pt")]) == 2
+    assert "give a finished run's OUT/smr/best.pt" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        sweep.main([str(tmp_path / "missing.pt"), "--radii", "0", "4"])
+    assert exit_info.value.code == 2
+    assert "--radii must be >= 1" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet18"])
 def test_low_level_features_are_on_the_pixel_grid(name):
     backbone = build_backbone(name, pretrained=name == "efficientnet_lite0")
