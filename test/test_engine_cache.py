@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from soundloc_ros.core.backends import BackendUnavailableError, create_backend, tensorrt
-from soundloc_ros.core.backends.engine_cache import EngineCache, EngineKey, pack_engine
+from soundloc_ros.core.backends.engine_cache import MAGIC, EngineCache, EngineKey, pack_engine
 from soundloc_ros.core.bundle import BundleError
 
 KEY = EngineKey("ab" * 32, "10.3.0", "Orin (nvgpu)", "8.7", "fp16")
@@ -137,6 +137,92 @@ def test_unwritable_cache_builds_in_memory_and_says_how_to_fix_it(tmp_path, capl
         assert EngineCache(directory).load_or_build(KEY, build) == b"plan-bytes"
     assert build.calls == 1
     assert "not writable" in caplog.text and "engine_cache_dir" in caplog.text
+
+
+OTHER_USER = 65534  # nobody: the tests run as root in CI, which may chown
+
+
+def planted_engine(directory: Path, plan: bytes = b"planted") -> Path:
+    """A well-formed engine for KEY (checksum recomputed) that someone else put there."""
+    path = directory / KEY.file_name
+    path.write_bytes(pack_engine(KEY, plan))
+    return path
+
+
+@pytest.mark.parametrize("permissions", ["world-writable", "group-writable", "other-owner"])
+def test_an_untrusted_directory_is_refused_with_the_fix(tmp_path, caplog, permissions):
+    directory = tmp_path / "engines"
+    directory.mkdir()
+    planted_engine(directory)
+    if permissions == "other-owner":
+        if os.geteuid() != 0:
+            pytest.skip("chown to another user needs root")
+        os.chown(directory, OTHER_USER, OTHER_USER)
+        fix = f"chown {os.geteuid()} {directory}"
+    else:
+        directory.chmod(0o777 if permissions == "world-writable" else 0o770)
+        fix = f"chmod 700 {directory}"
+    build = CountingBuild()
+    with caplog.at_level(logging.WARNING):
+        assert EngineCache(directory).load_or_build(KEY, build) == b"plan-bytes"
+    assert build.calls == 1  # built in memory: the planted engine was never read
+    assert fix in caplog.text
+    assert not (directory / KEY.file_name).with_suffix(".lock").exists()
+
+
+@pytest.mark.parametrize("planted", ["mode-666", "other-owner", "symlink"])
+def test_an_engine_file_others_could_write_is_not_deserialized(tmp_path, caplog, planted):
+    cache = EngineCache(tmp_path / "engines")
+    assert cache.check_directory() is None
+    path = cache.path(KEY)
+    if planted == "symlink":
+        target = planted_engine(tmp_path)
+        path.symlink_to(target)
+    else:
+        planted_engine(cache.directory)
+        if planted == "mode-666":
+            path.chmod(0o666)
+        elif os.geteuid() == 0:
+            os.chown(path, OTHER_USER, OTHER_USER)
+        else:
+            pytest.skip("chown to another user needs root")
+    build = CountingBuild()
+    with caplog.at_level(logging.WARNING):
+        assert cache.load_or_build(KEY, build) == b"plan-bytes"
+    assert build.calls == 1 and "rebuilding" in caplog.text
+    assert not path.is_symlink() and cache.load(KEY) == b"plan-bytes"  # replaced by our own
+    if planted == "symlink":
+        assert target.read_bytes() == pack_engine(KEY, b"planted")  # the link's target untouched
+
+
+def test_a_symlinked_lock_is_not_followed(tmp_path, caplog):
+    cache = EngineCache(tmp_path / "engines")
+    cache.check_directory()
+    target = tmp_path / "elsewhere" / "created-by-the-node"
+    target.parent.mkdir()
+    cache.path(KEY).with_suffix(".lock").symlink_to(target)
+    build = CountingBuild()
+    with caplog.at_level(logging.WARNING):
+        assert cache.load_or_build(KEY, build) == b"plan-bytes"
+    assert build.calls == 1 and not target.exists()
+    assert "engine cache refused" in caplog.text
+
+
+def test_cache_files_are_private(tmp_path):
+    cache = EngineCache(tmp_path / "new" / "engines")
+    cache.load_or_build(KEY, CountingBuild())
+    assert cache.directory.stat().st_mode & 0o777 == 0o700
+    assert cache.path(KEY).stat().st_mode & 0o777 == 0o600
+    assert cache.path(KEY).with_suffix(".lock").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("header", [b"[]", b'"key"', b"1", b"null", b"[" * 100_000])
+def test_a_header_that_is_json_but_not_an_object_means_a_rebuild(tmp_path, header):
+    cache = EngineCache(tmp_path)
+    length = len(header).to_bytes(4, "little")
+    cache.path(KEY).write_bytes(MAGIC + length + header + b"plan")
+    build = CountingBuild()
+    assert cache.load_or_build(KEY, build) == b"plan-bytes" and build.calls == 1
 
 
 def fake_tensorrt(version: str, has_fp16: bool = True) -> SimpleNamespace:

@@ -11,8 +11,12 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, fsync it, then rename it over `path`."""
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:
+    """Write `data` to a temporary file beside `path`, fsync it, then rename it over `path`.
+
+    The rename replaces a symlink at `path` itself, never the file it points to. `mode`: 0644
+    for bundles and datasets (shared files), 0600 for private ones (engine caches).
+    """
     target = Path(path)
     handle, temporary = tempfile.mkstemp(
         prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
@@ -22,7 +26,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp makes 0600; bundles and caches are shared files
+        os.chmod(temporary, mode)  # mkstemp makes 0600
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -9,6 +9,12 @@ a node and a provisioning script) serialize on a lock file, and the second one r
 one's engine instead of building again. A read-only cache directory is survivable: the engine is
 built in memory and the log says how to make the next start fast.
 
+A TensorRT plan is code-adjacent data (deserializing a crafted one is as good as running it), and
+its checksum only catches damage, not a writer who recomputes it. So the cache is trusted the way
+ssh trusts ~/.ssh: only a directory owned by this user and writable by nobody else is used
+(created 0700, files 0600), engine and lock files are never followed through a symlink, and any
+other directory is refused with the chmod/chown that fixes it, the engine then built in memory.
+
 No TensorRT import here: the build is a callable, so all of this is tested on machines without
 a GPU.
 """
@@ -21,6 +27,7 @@ import json
 import logging
 import os
 import re
+import stat
 import struct
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -30,6 +37,8 @@ from soundloc_ros.core.atomic import atomic_write_bytes
 
 MAGIC = b"SOUNDLOC-TRT\x00\x01"  # format of the wrapper, not of the plan inside
 _LENGTH = struct.Struct("<I")
+MAX_HEADER_BYTES = 64 * 1024  # ours are ~300 bytes
+MAX_ENGINE_BYTES = 4 << 30  # far above any engine of a sound localizer (ours: tens of MB)
 log = logging.getLogger(__name__)
 
 
@@ -66,10 +75,14 @@ def unpack_engine(data: bytes, key: EngineKey) -> bytes:
     if len(data) < offset:
         raise ValueError("truncated header")
     (length,) = _LENGTH.unpack_from(data, len(MAGIC))
+    if length > MAX_HEADER_BYTES:
+        raise ValueError(f"header of {length} bytes is over {MAX_HEADER_BYTES}")
     try:
         header = json.loads(data[offset : offset + length])
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ValueError("unreadable header") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"unreadable header (a JSON {type(header).__name__}, not an object)")
     if header.get("key") != asdict(key):
         raise ValueError(f"built for {header.get('key')}, not for {asdict(key)}")
     plan = data[offset + length :]
@@ -80,6 +93,36 @@ def unpack_engine(data: bytes, key: EngineKey) -> bytes:
     return plan
 
 
+def untrusted_reason(status: os.stat_result, what: str) -> str | None:
+    """Why a cache directory or file may not be trusted (None when it may), with the fix."""
+    uid = os.geteuid()
+    if status.st_uid != uid:
+        return f"{what} is owned by uid {status.st_uid}, not by this user: chown {uid} {what}"
+    if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        mode = "700" if stat.S_ISDIR(status.st_mode) else "600"
+        return (
+            f"{what} is writable by others (mode {stat.S_IMODE(status.st_mode):o}): "
+            f"chmod {mode} {what}"
+        )
+    return None
+
+
+def read_private_file(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file of this user's that nobody else can write; OSError or
+    ValueError saying why not. A symlink is refused rather than followed."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(descriptor, "rb") as stream:
+        status = os.fstat(stream.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise ValueError("not a regular file")
+        reason = untrusted_reason(status, str(path))
+        if reason:
+            raise ValueError(reason)
+        if status.st_size > limit:
+            raise ValueError(f"{status.st_size} bytes, over the {limit}-byte limit")
+        return stream.read(limit + 1)
+
+
 class EngineCache:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory).expanduser()
@@ -87,15 +130,23 @@ class EngineCache:
     def path(self, key: EngineKey) -> Path:
         return self.directory / key.file_name
 
+    def check_directory(self) -> str | None:
+        """Create the directory (0700) if missing; why it may not hold engines, or None."""
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            return untrusted_reason(self.directory.resolve().stat(), str(self.directory))
+        except OSError as error:
+            return f"{self.directory} is not writable ({error})"
+
     def load(self, key: EngineKey) -> bytes | None:
         """The cached plan for `key`, or None (missing, or invalid: then it is logged)."""
         path = self.path(key)
         try:
-            data = path.read_bytes()
+            data = read_private_file(path, MAX_ENGINE_BYTES + MAX_HEADER_BYTES)
         except FileNotFoundError:
             return None
-        except OSError as error:
-            log.warning("cannot read cached engine %s (%s); rebuilding", path, error)
+        except (OSError, ValueError) as error:  # a symlink fails O_NOFOLLOW with ELOOP
+            log.warning("cannot use cached engine %s (%s); rebuilding it", path, error)
             return None
         try:
             return unpack_engine(data, key)
@@ -105,18 +156,20 @@ class EngineCache:
 
     def load_or_build(self, key: EngineKey, build: Callable[[], bytes]) -> bytes:
         """The plan for `key`: from the cache, or built (once, across processes) and stored."""
-        plan = self.load(key)
-        if plan is not None:
-            return plan
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            lock = open(self.path(key).with_suffix(".lock"), "a+b")  # noqa: SIM115 - held below
-        except OSError as error:
+        refused = self.check_directory()
+        if refused is None:
+            plan = self.load(key)
+            if plan is not None:
+                return plan
+            try:
+                lock = self._open_lock(key)
+            except OSError as error:
+                refused = f"{self.directory} is not writable ({error})"
+        if refused is not None:
             log.warning(
-                "engine cache %s is not writable (%s): building the engine in memory, which "
-                "repeats at every start; point engine_cache_dir at a writable directory",
-                self.directory,
-                error,
+                "engine cache refused: %s. Building the engine in memory, which repeats at every "
+                "start; fix the directory or point engine_cache_dir at a private one",
+                refused,
             )
             return build()
         with lock:
@@ -128,9 +181,14 @@ class EngineCache:
                 self._remove_stale(key)
             return plan
 
+    def _open_lock(self, key: EngineKey):
+        """The lock file, 0600, never through a symlink (one could point anywhere)."""
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
+        return os.fdopen(os.open(self.path(key).with_suffix(".lock"), flags, 0o600), "r+b")
+
     def store(self, key: EngineKey, plan: bytes) -> None:
         try:
-            atomic_write_bytes(self.path(key), pack_engine(key, plan))
+            atomic_write_bytes(self.path(key), pack_engine(key, plan), mode=0o600)
         except OSError as error:
             log.warning("could not write engine cache %s (%s)", self.path(key), error)
 
