@@ -46,12 +46,25 @@ def test_a_late_chunk_fills_its_gap_in_place():
     np.testing.assert_allclose(window.samples, ramp(0, 300))
 
 
-def test_time_going_backwards_restarts_the_buffer():
+def test_time_going_backwards_restarts_the_buffer_once_two_chunks_agree():
     buffer = AudioRingBuffer(RATE, capacity_s=2.0, backward_reset_s=1.0)
     buffer.push(100.0, ramp(0, 500))
-    assert buffer.push(3.0, ramp(0, 100)) is ChunkEvent.RESET  # the bag started over
-    assert buffer.start_time == pytest.approx(3.0) and buffer.end_time == pytest.approx(3.1)
+    assert buffer.push(3.0, ramp(0, 100)) is ChunkEvent.HELD  # a bag loop, or one bad stamp?
+    assert buffer.push(3.1, ramp(100, 100)) is ChunkEvent.RESET  # the bag started over
+    assert buffer.start_time == pytest.approx(3.0) and buffer.end_time == pytest.approx(3.2)
+    np.testing.assert_allclose(buffer.window(3.0, 3.2).samples, ramp(0, 200))  # nothing lost
     assert buffer.window(99.5, 100.0).coverage == 0.0
+
+
+@pytest.mark.parametrize("wrong_stamp", [0.0, 1e9, 97.0])  # zeroed, garbage, a hiccup back
+def test_one_glitched_stamp_is_laid_end_to_end_and_loses_nothing(wrong_stamp):
+    buffer = AudioRingBuffer(RATE, capacity_s=2.0, backward_reset_s=1.0)
+    buffer.push(100.0, ramp(0, 100))
+    assert buffer.push(wrong_stamp, ramp(100, 100)) is ChunkEvent.HELD
+    assert buffer.push(100.2, ramp(200, 100)) is ChunkEvent.GLITCH
+    window = buffer.window(100.0, 100.3)
+    assert window.coverage == 1.0
+    np.testing.assert_allclose(window.samples, ramp(0, 300))
 
 
 def test_old_audio_falls_out_of_the_ring():
@@ -134,10 +147,25 @@ def test_a_bag_loop_resets_pending_frames_and_counts_them():
     pairs = scheduler(clock)
     pairs.add_audio(50.0, ramp(0, 500))
     pairs.add_frame(51.0, "waiting")
-    assert pairs.add_audio(0.0, ramp(0, 100)) is ChunkEvent.RESET
+    pairs.add_audio(0.0, ramp(0, 100))
+    assert pairs.add_audio(0.1, ramp(100, 100)) is ChunkEvent.RESET
     assert pairs.drops["time_jump"] == 1 and pairs.pending_count == 0
     assert pairs.add_frame(51.0, "a") and not pairs.add_frame(2.0, "after the loop")
     assert pairs.drops["time_jump"] == 2
+
+
+def test_a_glitched_audio_stamp_loses_no_frame():
+    clock = Clock()
+    pairs = scheduler(clock)
+    paired = []
+    for k in range(20):  # 2 s of 100 ms chunks, one frame per chunk; chunk 9 has a bad stamp
+        pairs.add_audio(0.0 if k == 9 else 10.0 + 0.1 * k, ramp(100 * k, 100))
+        if k >= 5:  # from when a whole 0.5 s window exists
+            pairs.add_frame(10.05 + 0.1 * k, k)
+        while (frame := pairs.next_frame(timeout_s=0.0)) is not None:
+            paired.append(frame.payload)
+    assert sum(pairs.drops.values()) == 0 and pairs.audio_events["glitch"] == 1
+    assert paired == list(range(5, 20))
 
 
 def test_a_consumer_thread_is_woken_by_audio_arriving():

@@ -10,8 +10,12 @@ within `jitter_s`; beyond that the stamp wins:
 - stamp earlier than expected but inside the buffer: a late (out-of-order) chunk or an overlap;
   its samples are written where they belong and fill what was missing;
 - stamp more than `backward_reset_s` before the newest audio, or further ahead than the whole
-  capacity: time jumped (a bag started over, the clock was reset); the buffer restarts and the
-  event is returned so the caller can warn.
+  capacity: either time jumped (a bag started over, the clock was reset) or this one stamp is
+  wrong (a driver glitch). One chunk cannot tell, so it is held back: when the next chunk
+  continues the held one, time jumped, the buffer restarts with both and RESET is returned so
+  the caller can warn; when the next chunk continues the old timeline instead, the held chunk's
+  stamp was a glitch, its samples are laid end to end by count and GLITCH is returned. Either
+  way no audio is lost, and one bad stamp no longer throws away the frames waiting for audio.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ class ChunkEvent(enum.Enum):
     GAP = "gap"  # some audio before this chunk never arrived
     LATE = "late"  # out of order or overlapping: written into its place
     TOO_OLD = "too_old"  # entirely before the buffer's memory: ignored
-    RESET = "reset"  # time jumped; the buffer started over at this chunk
+    HELD = "held"  # the stamp jumped: kept back until the next chunk confirms or refutes it
+    GLITCH = "glitch"  # the held chunk's stamp was wrong: laid end to end; this one stored
+    RESET = "reset"  # time jumped (two chunks agree); the buffer started over with them
     STARTED = "started"  # first chunk
 
 
@@ -56,6 +62,7 @@ class AudioRingBuffer:
         self._valid = np.zeros(self.capacity, bool)
         self._origin_s: float | None = None  # time of sample index 0
         self._end = 0  # absolute index one past the newest sample
+        self._held: tuple[float, np.ndarray] | None = None  # (stamp, samples) of a jumped chunk
 
     @property
     def started(self) -> bool:
@@ -76,7 +83,7 @@ class AudioRingBuffer:
     def reset(self) -> None:
         self._samples[:] = 0
         self._valid[:] = False
-        self._origin_s, self._end = None, 0
+        self._origin_s, self._end, self._held = None, 0, None
 
     def _index(self, stamp_s: float) -> int:
         assert self._origin_s is not None
@@ -89,14 +96,15 @@ class AudioRingBuffer:
             self._origin_s, self._end = stamp_s, 0
             self._write(0, samples)
             return ChunkEvent.STARTED
+        if self._held is not None:
+            return self._resolve_held(stamp_s, samples)
         start = self._index(stamp_s)
         offset = start - self._end
         if abs(offset) <= self.jitter:
             event, start = ChunkEvent.APPENDED, self._end  # trust the sample count
-        elif offset > self.capacity or offset < -self.backward_reset:
-            self.reset()
-            self.push(stamp_s, samples)
-            return ChunkEvent.RESET
+        elif self._jumped(offset):
+            self._held = (stamp_s, samples)
+            return ChunkEvent.HELD
         elif offset > 0:
             event = ChunkEvent.GAP
         elif start + len(samples) <= self._end - self.capacity:
@@ -105,6 +113,23 @@ class AudioRingBuffer:
             event = ChunkEvent.LATE
         self._write(start, samples)
         return event
+
+    def _jumped(self, offset: int) -> bool:
+        return offset > self.capacity or offset < -self.backward_reset
+
+    def _resolve_held(self, stamp_s: float, samples: np.ndarray) -> ChunkEvent:
+        """The chunk after a jumped one decides: a real jump, or one wrong stamp."""
+        held_stamp, held = self._held
+        self._held = None
+        held_end = held_stamp + len(held) / self.sample_rate
+        if abs(stamp_s - held_end) * self.sample_rate <= self.jitter:  # continues the held one
+            self.reset()
+            self.push(held_stamp, held)
+            self.push(stamp_s, samples)
+            return ChunkEvent.RESET
+        self._write(self._end, held)  # a glitched stamp: its samples follow the previous chunk
+        event = self.push(stamp_s, samples)
+        return ChunkEvent.GLITCH if event is not ChunkEvent.HELD else event
 
     def _write(self, start: int, samples: np.ndarray) -> None:
         end = start + len(samples)
