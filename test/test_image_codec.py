@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import re
 import struct
 
 import numpy as np
@@ -121,9 +122,22 @@ def test_decode_accepts_buffer_types(make_buffer) -> None:
     np.testing.assert_array_equal(image, [[[10, 20, 30], [40, 50, 60]]])
 
 
-def test_decode_empty_image() -> None:
-    image = decode_image(b"", height=0, width=4, encoding="rgb8", step=12, is_bigendian=False)
-    assert image.shape == (0, 4, 3)
+@pytest.mark.parametrize(
+    ("height", "width", "step", "field"),
+    [
+        (2**29, 0, 0, "height is 536870912"),  # the probe's bomb: an empty image 2^29 rows high
+        (480, 0, 0, "width is 0"),
+        (0, 4, 12, "height is 0"),
+        (16385, 1, 3, "height is 16385, outside [1, 16384]"),
+        (10_000, 10_000, 30_000, "more than 40000000 pixels"),
+        (1, 4, 12 + 4097, "step is 4109, outside [0, 4108]"),
+    ],
+)
+def test_sizes_from_the_header_are_bounded_before_anything_is_allocated(
+    height: int, width: int, step: int, field: str
+) -> None:
+    with pytest.raises(ImageLayoutError, match=re.escape(field)):
+        decode_image(b"", height, width, encoding="rgb8", step=step, is_bigendian=False)
 
 
 # --- decode: errors ---------------------------------------------------------------------------
@@ -166,7 +180,7 @@ def test_step_not_multiple_of_itemsize() -> None:
 
 
 def test_negative_dimension() -> None:
-    with pytest.raises(ImageLayoutError, match="height must be >= 0"):
+    with pytest.raises(ImageLayoutError, match="height is -1"):
         decode_image(b"", height=-1, width=2, encoding="mono8", step=2, is_bigendian=False)
 
 
@@ -232,8 +246,8 @@ def test_encode_unsupported_encoding() -> None:
 @st.composite
 def image_for_encoding(draw: st.DrawFn, encoding: str) -> np.ndarray:
     spec = SUPPORTED_ENCODINGS[encoding]
-    height = draw(st.integers(0, 5))
-    width = draw(st.integers(0, 5))
+    height = draw(st.integers(1, 5))
+    width = draw(st.integers(1, 5))
     elements = (
         st.floats(width=32, allow_nan=True, allow_infinity=True)
         if spec.dtype == np.float32

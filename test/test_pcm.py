@@ -13,8 +13,10 @@ from hypothesis.extra import numpy as hnp
 
 from soundloc_ros.core.pcm import (
     SUPPORTED_SAMPLE_FORMATS,
+    AudioStreamFormat,
     PcmFormatError,
     bytes_per_sample,
+    decode_chunk,
     decode_pcm,
     downmix,
     encode_pcm,
@@ -363,3 +365,42 @@ def test_decode_scale_downmix_pipeline() -> None:
     data = pack("S16LE", [-32768, 16384, -32768, 16384])
     mono = downmix(pcm_to_float(decode_pcm(data, "S16LE", channels=2)))
     np.testing.assert_array_equal(mono, np.float32([-0.25, -0.25]))
+
+
+@pytest.mark.parametrize(
+    ("channels", "sample_rate", "field"),
+    [
+        (1, 4_000_000_000, "sample_rate is 4000000000, outside \\[1, 384000\\]"),  # 74.5 GiB
+        (1, 20_000_000, "sample_rate"),
+        (1, 0, "sample_rate is 0"),
+        (255, 16000, "channels is 255, outside \\[1, 64\\]"),
+        (0, 16000, "channels is 0"),
+    ],
+)
+def test_audio_info_counts_are_bounded_with_the_field_and_the_fix(
+    channels: int, sample_rate: int, field: str
+) -> None:
+    with pytest.raises(PcmFormatError, match=field) as excinfo:
+        AudioStreamFormat.from_info("wave", "S16LE", channels, sample_rate)
+    assert "audio_info" in str(excinfo.value) and "publisher" in str(excinfo.value)
+
+
+def test_a_chunk_is_decoded_to_mono_float() -> None:
+    stream = AudioStreamFormat(16000, 2, "S16LE")
+    mono = decode_chunk(pack("S16LE", [-32768, 16384, 0, 0]), stream)
+    np.testing.assert_array_equal(mono, np.float32([-0.25, 0.0]))
+
+
+def test_a_chunk_longer_than_the_buffer_is_refused_before_conversion() -> None:
+    stream = AudioStreamFormat(1000, 1, "S16LE")  # 5 s = 5000 frames
+    decode_chunk(bytes(2 * 5000), stream)
+    with pytest.raises(PcmFormatError, match="5001 frames is longer than 5 s"):
+        decode_chunk(bytes(2 * 5001), stream)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_float_audio_is_refused_not_taken_for_silence(bad: float) -> None:
+    samples = np.zeros((100, 2), np.float32)
+    samples[50, 1] = bad
+    with pytest.raises(PcmFormatError, match="NaN or infinite"):
+        decode_chunk(samples.tobytes(), AudioStreamFormat(16000, 2, "F32LE"))

@@ -104,11 +104,31 @@ def _as_byte_array(data: ImageBuffer) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8)
 
 
-def _non_negative(value: int, what: str) -> int:
+MAX_IMAGE_SIDE = 16384  # beyond any camera a robot carries (8K video is 7680 wide)
+MAX_IMAGE_PIXELS = 40_000_000  # 8K video is 33 million
+MAX_ROW_PADDING = 4096  # bytes a row may carry beyond its pixels (alignment padding)
+
+
+def _field(value: int, what: str, low: int, high: int) -> int:
     index = operator.index(value)
-    if index < 0:
-        raise ImageLayoutError(f"image {what} must be >= 0, got {index}")
+    if not low <= index <= high:
+        raise ImageLayoutError(
+            f"image {what} is {index}, outside [{low}, {high}]; the publisher sends a broken "
+            "image header (check the camera driver)"
+        )
     return index
+
+
+def check_image_size(height: int, width: int) -> tuple[int, int]:
+    """Height and width of an image header, bounded before any buffer is sized from them."""
+    height = _field(height, "height", 1, MAX_IMAGE_SIDE)
+    width = _field(width, "width", 1, MAX_IMAGE_SIDE)
+    if height * width > MAX_IMAGE_PIXELS:
+        raise ImageLayoutError(
+            f"image of {width}x{height} has more than {MAX_IMAGE_PIXELS} pixels; publish a "
+            "smaller image (e.g. through image_proc's resize) for sound localization"
+        )
+    return height, width
 
 
 def decode_image(
@@ -125,11 +145,10 @@ def decode_image(
     native byte order and may be a read-only view on `data`; copy it if you need to write to it.
     """
     spec = get_encoding_spec(encoding)
-    height = _non_negative(height, "height")
-    width = _non_negative(width, "width")
-    step = _non_negative(step, "step")
+    height, width = check_image_size(height, width)
     itemsize = spec.dtype.itemsize
     row_bytes = width * spec.bytes_per_pixel
+    step = _field(step, "step", 0, row_bytes + MAX_ROW_PADDING)
     if step < row_bytes:
         raise ImageLayoutError(
             f"{encoding} image step {step} is smaller than one row of pixels: width {width} × "

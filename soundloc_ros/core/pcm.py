@@ -212,6 +212,9 @@ def downmix(samples: np.ndarray) -> np.ndarray:
 
 
 UNCOMPRESSED_CODINGS = ("wave",)
+MAX_SAMPLE_RATE = 384_000  # the highest rate audio interfaces offer; also the parameter's cap
+MAX_CHANNELS = 64  # a large microphone array; also the parameter's cap
+MAX_CHUNK_SECONDS = 5.0  # the node's audio buffer holds 5 s: a longer chunk could not be paired
 
 
 @dataclass(frozen=True)
@@ -234,12 +237,8 @@ class AudioStreamFormat:
                 f"{'/'.join(UNCOMPRESSED_CODINGS)} audio can be paired with frames. Set the "
                 "capture node to raw PCM (audio_common's audio_capture: format:=wave)."
             )
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise PcmFormatError(f"audio channels must be a positive integer, got {channels!r}")
-        if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate < 1:
-            raise PcmFormatError(
-                f"audio sample_rate must be a positive integer, got {sample_rate!r}"
-            )
+        _check_count("channels", channels, MAX_CHANNELS)
+        _check_count("sample_rate", sample_rate, MAX_SAMPLE_RATE)
         return cls(
             sample_rate=sample_rate,
             channels=channels,
@@ -250,3 +249,40 @@ class AudioStreamFormat:
     def bytes_per_frame(self) -> int:
         """Bytes of one multi-channel sample frame."""
         return self.channels * bytes_per_sample(self.sample_format)
+
+    @property
+    def max_chunk_frames(self) -> int:
+        """The most sample frames one message may carry (MAX_CHUNK_SECONDS of audio)."""
+        return int(self.sample_rate * MAX_CHUNK_SECONDS)
+
+
+def _check_count(field: str, value: object, bound: int) -> None:
+    """An AudioInfo count must be an integer in [1, bound]: the buffers are sized from it."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= bound:
+        raise PcmFormatError(
+            f"audio_info.{field} is {value!r}, outside [1, {bound}]; fix the publisher's "
+            f"{field} (or set the node's audio.{field} parameter and stop publishing audio_info)"
+        )
+
+
+def decode_chunk(data: PcmBuffer, stream: AudioStreamFormat) -> np.ndarray:
+    """One audio message's bytes -> mono float32 samples in [-1, 1], refused when unusable.
+
+    Bounded before anything is allocated (at most `stream.max_chunk_frames`), and refused when a
+    float stream carries NaN or infinite samples: those are a broken driver, not silence, and
+    would poison every window they fall into.
+    """
+    samples = decode_pcm(data, stream.sample_format, stream.channels)  # a view: no allocation
+    if samples.shape[0] > stream.max_chunk_frames:
+        raise PcmFormatError(
+            f"an audio chunk of {samples.shape[0]} frames is longer than {MAX_CHUNK_SECONDS:g} s "
+            f"at {stream.sample_rate} Hz ({stream.max_chunk_frames} frames); publish audio in "
+            "chunks of well under a second"
+        )
+    mono = downmix(pcm_to_float(samples))
+    if not np.isfinite(mono).all():
+        raise PcmFormatError(
+            f"an {stream.sample_format} audio chunk holds NaN or infinite samples; the audio "
+            "driver or the publisher is broken (a float stream must stay within [-1, 1])"
+        )
+    return mono

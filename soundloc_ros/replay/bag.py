@@ -17,7 +17,7 @@ import numpy as np
 
 from soundloc_ros.core.frame_pipeline import CameraModel
 from soundloc_ros.core.image_codec import camera_encoding_spec, decode_image
-from soundloc_ros.core.pcm import AudioStreamFormat, decode_pcm, downmix, pcm_to_float
+from soundloc_ros.core.pcm import AudioStreamFormat, decode_chunk
 from soundloc_ros.replay.messages import BagTopics, typestore
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
@@ -179,7 +179,7 @@ def decode_mask(msg) -> np.ndarray:
 
 def decode_audio(msg, stream: AudioStreamFormat) -> np.ndarray:
     """An AudioDataStamped chunk -> mono float32 samples in [-1, 1]."""
-    return downmix(pcm_to_float(decode_pcm(msg.audio.data, stream.sample_format, stream.channels)))
+    return decode_chunk(msg.audio.data, stream)
 
 
 def stream_from_info(msg) -> AudioStreamFormat:

@@ -15,6 +15,7 @@ from rcl_interfaces.msg import ParameterType as Type
 
 from soundloc_ros.core.backends import BACKENDS, DEFAULT_ENGINE_CACHE
 from soundloc_ros.core.pairing import LATE_POLICIES
+from soundloc_ros.core.pcm import MAX_CHANNELS, MAX_SAMPLE_RATE
 
 QOS_CHOICES = ("sensor_data", "reliable", "system_default")
 
@@ -44,10 +45,18 @@ SPECS: dict[str, Spec] = {
         "sensor_data", "QoS of the image and audio subscriptions", True, choices=QOS_CHOICES
     ),
     "audio.sample_rate": Spec(
-        16000, "Hz, used until audio_info announces the stream", at_start=True, low=1, high=384000
+        16000,
+        "Hz, used until audio_info announces the stream",
+        at_start=True,
+        low=1,
+        high=MAX_SAMPLE_RATE,
     ),
     "audio.channels": Spec(
-        1, "channels (downmixed to mono), until audio_info", at_start=True, low=1, high=64
+        1,
+        "channels (downmixed to mono), until audio_info",
+        at_start=True,
+        low=1,
+        high=MAX_CHANNELS,
     ),
     "audio.sample_format": Spec("S16LE", "S16LE, S32LE, F32LE or U8, until audio_info", True),
     "audio_offset": Spec(0.0, "s: window end relative to the frame stamp", low=-2.0, high=2.0),
