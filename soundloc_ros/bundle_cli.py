@@ -1,10 +1,15 @@
-"""`soundloc_bundle DIR`: validate a model bundle and print what the runtime will feed it."""
+"""`soundloc_bundle DIR`: validate a model bundle and print what the runtime will feed it.
+
+The check is the node's own: bundle.json parsed, the ONNX checksum, the graph's tensors against
+bundle.json in ONNX Runtime, and one test inference; exit 1 with the reason when any fails.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from soundloc_ros.core.backends import BackendUnavailableError, create_backend
 from soundloc_ros.core.bundle import BundleError, ModelBundle, load_bundle
 
 
@@ -40,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         bundle = load_bundle(args.bundle)
-    except BundleError as error:
+        create_backend(bundle, "onnxruntime").close()
+    except (BundleError, BackendUnavailableError) as error:
         print(f"soundloc_bundle: {error}", file=sys.stderr)
         return 1
     print(describe(bundle))

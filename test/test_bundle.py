@@ -1,11 +1,20 @@
 """The model-bundle contract: round trip, checksum, and errors that name the bad field."""
 
+import dataclasses
+import hashlib
 import json
+import re
 import subprocess
 import sys
 
+import numpy as np
+import onnx
 import pytest
+from tiny_bundle import tiny_bundle_spec, tiny_onnx, write_tiny_bundle
 
+from soundloc_ros.core.backends import InferenceBackend, create_backend
+from soundloc_ros.core.backends.base import warm_up
+from soundloc_ros.core.backends.onnxruntime import OnnxRuntimeBackend
 from soundloc_ros.core.bundle import (
     BundleError,
     ImageInputSpec,
@@ -122,20 +131,84 @@ def test_parse_rejects_non_object():
         parse_bundle([1, 2, 3])
 
 
-def test_cli_describes_a_valid_bundle_and_rejects_a_bad_one(bundle_dir):
-    ok = subprocess.run(
-        [sys.executable, "-m", "soundloc_ros.bundle_cli", str(bundle_dir)],
+def run_cli(directory) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "soundloc_ros.bundle_cli", str(directory)],
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def test_cli_describes_a_valid_bundle_and_rejects_a_bad_one(tmp_path):
+    write_tiny_bundle(tmp_path / "tiny")
+    ok = run_cli(tmp_path / "tiny")
     assert ok.returncode == 0, ok.stderr
     assert "audio in    audio [1, 1, 64, 97]" in ok.stdout and "thresholds the heatmap" in ok.stdout
-    edit_json(bundle_dir, lambda v: v["inputs"].pop("image"))
-    bad = subprocess.run(
-        [sys.executable, "-m", "soundloc_ros.bundle_cli", str(bundle_dir)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    edit_json(tmp_path / "tiny", lambda v: v["inputs"].pop("image"))
+    bad = run_cli(tmp_path / "tiny")
     assert bad.returncode == 1 and "inputs.image is missing" in bad.stderr
+
+
+def lying_bundle(directory, pool: int = 4, declared: int = 2, says: int = 2) -> None:
+    """A tiny bundle whose graph computes (8/pool)^2, declares declared^2, bundle.json says^2."""
+    model = onnx.load_from_string(tiny_onnx())
+    model.graph.node[1].attribute[0].ints[:] = [pool, pool]  # kernel_shape
+    model.graph.node[1].attribute[1].ints[:] = [pool, pool]  # strides
+    dims = model.graph.output[0].type.tensor_type.shape.dim
+    dims[2].dim_value = dims[3].dim_value = declared
+    spec = tiny_bundle_spec()
+    heatmap = OutputSpec(TensorSpec("heatmap", (1, 1, says, says)), values="logit")
+    write_bundle(directory, dataclasses.replace(spec, heatmap=heatmap), model.SerializeToString())
+
+
+@pytest.mark.parametrize(
+    ("lie", "message"),
+    [
+        (dict(says=3), "is float32 [1, 1, 2, 2] in the graph but float32 [1, 1, 3, 3]"),
+        (dict(pool=2), "is float32 [1, 1, None, None] in the graph"),  # ORT's lenient merge
+    ],
+    ids=["graph-vs-json", "graph-vs-its-own-declaration"],
+)
+def test_a_bundle_that_lies_about_its_outputs_is_refused_at_load(tmp_path, lie, message):
+    lying_bundle(tmp_path / "lying", **lie)
+    with pytest.raises(BundleError, match=re.escape(message)):
+        create_backend(load_bundle(tmp_path / "lying"), "onnxruntime")
+    result = run_cli(tmp_path / "lying")
+    assert result.returncode == 1 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        lambda d: (d / "bundle.json").write_text("[" * 100_000 + "]" * 100_000),
+        lambda d: (d / "bundle.json").write_text(" " * (2 << 20) + "{}"),
+        lambda d: edit_json(d, lambda v: v["model"].update(sha256=write_model(d, b"\x08junk"))),
+    ],
+    ids=["deeply-nested", "oversized", "onnx-runtime-refuses"],
+)
+def test_the_cli_refuses_hostile_bundles_with_one_line(tmp_path, corrupt):
+    write_tiny_bundle(tmp_path / "b")
+    corrupt(tmp_path / "b")
+    result = run_cli(tmp_path / "b")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("soundloc_bundle: ") and result.stderr.count("\n") == 1
+
+
+def write_model(directory, data: bytes) -> str:
+    (directory / "model.onnx").write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+class WrongShapeEngine(InferenceBackend):
+    """Stands in for a TensorRT engine (no GPU here) that returns 783 values for 784."""
+
+    def run(self, inputs):
+        return {"heatmap": np.zeros(783, np.float32)}
+
+
+def test_the_warm_up_inference_refuses_outputs_of_the_wrong_size(tiny_bundle):
+    with pytest.raises(BundleError, match=re.escape("gave shape [783] in a test inference")):
+        warm_up(WrongShapeEngine(tiny_bundle))
+    warm_up(OnnxRuntimeBackend(tiny_bundle))  # the real graph passes

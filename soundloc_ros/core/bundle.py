@@ -49,6 +49,7 @@ TORCH_FILE = "model.pt2"
 SUPPORTED_DTYPES = ("float32", "float16")
 OUTPUT_VALUES = ("probability", "logit")
 CHANNEL_ORDERS = ("rgb", "bgr")
+MAX_METADATA_BYTES = 1 << 20  # bundle.json is ~2 KB; a larger one is not ours
 
 
 class BundleError(ValueError):
@@ -344,11 +345,21 @@ def load_bundle(directory: str | Path, verify_checksum: bool = True) -> ModelBun
         )
     if not metadata_path.is_file():
         raise BundleError(f"{metadata_path} is missing: {root} is not a model bundle")
+    size = metadata_path.stat().st_size
+    if size > MAX_METADATA_BYTES:
+        raise BundleError(
+            f"{metadata_path} is {size} bytes, over the {MAX_METADATA_BYTES}-byte limit of a "
+            "bundle.json; re-export the bundle"
+        )
     try:
         values = json.loads(metadata_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise BundleError(
             f"{metadata_path} is not valid JSON ({error}); re-export the bundle"
+        ) from None
+    except RecursionError:
+        raise BundleError(
+            f"{metadata_path} nests too deeply to be a bundle.json; re-export the bundle"
         ) from None
     bundle = dataclasses.replace(parse_bundle(values, str(metadata_path)), directory=root)
     onnx_path = bundle.onnx_path

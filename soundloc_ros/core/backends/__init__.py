@@ -13,8 +13,9 @@ from soundloc_ros.core.backends.base import (
     InferenceBackend,
     Localization,
     Localizer,
+    warm_up,
 )
-from soundloc_ros.core.bundle import ModelBundle
+from soundloc_ros.core.bundle import BundleError, ModelBundle
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 DEFAULT_ENGINE_CACHE = "~/.cache/soundloc_ros/engines"
@@ -38,7 +39,8 @@ def create_backend(
     fallback: bool = True,
     threads: int = 0,
 ) -> InferenceBackend:
-    """The requested backend; `auto` is TensorRT when usable, else ONNX Runtime.
+    """The requested backend, warmed up and checked against bundle.json (base.warm_up); `auto`
+    is TensorRT when usable, else ONNX Runtime.
 
     When TensorRT is asked for but cannot run (no bindings, no GPU, a graph it cannot parse, a
     failed build, out of device memory), the reason is logged and ONNX Runtime is used instead,
@@ -46,6 +48,23 @@ def create_backend(
     """
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}; got {name!r}")
+    backend = _open_backend(bundle, name, engine_cache_dir, precision, fallback, threads)
+    try:
+        warm_up(backend)
+    except BundleError:
+        backend.close()
+        raise
+    return backend
+
+
+def _open_backend(
+    bundle: ModelBundle,
+    name: str,
+    engine_cache_dir: str,
+    precision: str,
+    fallback: bool,
+    threads: int,
+) -> InferenceBackend:
     if name == "onnxruntime":
         from soundloc_ros.core.backends.onnxruntime import OnnxRuntimeBackend
 
@@ -66,4 +85,4 @@ def create_backend(
         raise BackendUnavailableError(reason)
     level = logging.WARNING if name == "tensorrt" else logging.INFO
     log.log(level, "TensorRT is not used (%s); running on ONNX Runtime", reason)
-    return create_backend(bundle, "onnxruntime", threads=threads)
+    return _open_backend(bundle, "onnxruntime", engine_cache_dir, precision, fallback, threads)

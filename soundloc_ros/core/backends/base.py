@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from soundloc_ros.core.bundle import ModelBundle, OutputSpec
+from soundloc_ros.core.bundle import BundleError, ModelBundle, OutputSpec
 from soundloc_ros.core.features import compute_features
 from soundloc_ros.core.postprocess import check_finite
 from soundloc_ros.core.preprocess import frame_tensor
@@ -43,6 +43,39 @@ class InferenceBackend(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - most backends hold nothing that needs releasing
         """Release engines and device memory (idempotent)."""
+
+
+def warm_up(backend: InferenceBackend) -> None:
+    """One inference on zeros, checked against bundle.json: every declared output, of its
+    declared size, finite. Run at load, so a bundle that cannot serve is refused with the reason
+    at start instead of failing on every frame; it also pays the first-run costs early."""
+    bundle = backend.bundle
+    zeros = {
+        spec.name: np.zeros(spec.shape, np.dtype(spec.dtype))
+        for spec in (bundle.image.tensor, bundle.audio)
+    }
+    try:
+        raw = backend.run(zeros)
+    except Exception as error:  # every engine raises its own types
+        raise BundleError(
+            f"{bundle.onnx_path}: a test inference failed ({type(error).__name__}: {error}); "
+            "re-export the bundle"
+        ) from None
+    for spec in (bundle.heatmap, bundle.mask):
+        if spec is None:
+            continue
+        values = raw.get(spec.tensor.name)
+        size = int(np.prod(spec.tensor.shape))
+        if values is None or np.size(values) != size:
+            got = "nothing" if values is None else f"shape {list(np.shape(values))}"
+            raise BundleError(
+                f"{bundle.onnx_path}: output {spec.tensor.name!r} gave {got} in a test inference, "
+                f"but bundle.json says {list(spec.tensor.shape)}; re-export the bundle"
+            )
+        try:
+            check_finite(np.asarray(values, np.float32), spec.tensor.name)
+        except ValueError as error:
+            raise BundleError(f"{bundle.onnx_path}: test inference: {error}") from None
 
 
 def output_names(bundle: ModelBundle) -> list[str]:

@@ -11,6 +11,7 @@ import numpy as np
 from soundloc_ros.core.backends.base import BackendUnavailableError, InferenceBackend, output_names
 from soundloc_ros.core.bundle import BundleError, ModelBundle
 
+ONNX_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16"}  # bundle.json's names
 PREFERRED_PROVIDERS = (
     "TensorrtExecutionProvider",
     "CUDAExecutionProvider",
@@ -58,23 +59,27 @@ class OnnxRuntimeBackend(InferenceBackend):
         self._outputs = output_names(bundle)
 
     def _check_io(self) -> None:
-        """The graph must have exactly the inputs and outputs bundle.json promises."""
+        """The graph must have exactly the tensors bundle.json promises: names, static shapes
+        and dtypes, inputs and outputs (a bundle that lies would fail on every frame)."""
         bundle = self.bundle
         declared = {bundle.image.tensor.name: bundle.image.tensor, bundle.audio.name: bundle.audio}
-        graph = {i.name: tuple(i.shape) for i in self.session.get_inputs()}
+        for spec in (bundle.heatmap, bundle.mask):
+            if spec is not None:
+                declared[spec.tensor.name] = spec.tensor
+        graph = {t.name: t for t in (*self.session.get_inputs(), *self.session.get_outputs())}
         for name, spec in declared.items():
-            if graph.get(name) != spec.shape:
+            found = graph.get(name)
+            if found is None:
                 raise BundleError(
-                    f"{bundle.onnx_path}: input {name!r} has shape {graph.get(name)} in the graph "
-                    f"but {list(spec.shape)} in bundle.json (graph inputs: {graph}); re-export"
+                    f"{bundle.onnx_path}: tensor {name!r} named in bundle.json is not in the "
+                    f"graph (it has {sorted(graph)}); re-export the bundle"
                 )
-        present = {o.name for o in self.session.get_outputs()}
-        missing = [n for n in output_names(bundle) if n not in present]
-        if missing:
-            raise BundleError(
-                f"{bundle.onnx_path}: outputs {missing} named in bundle.json are not in the graph "
-                f"(it has {sorted(present)}); re-export the bundle"
-            )
+            shape, dtype = tuple(found.shape), ONNX_TYPES.get(found.type, found.type)
+            if shape != spec.shape or dtype != spec.dtype:
+                raise BundleError(
+                    f"{bundle.onnx_path}: tensor {name!r} is {dtype} {list(shape)} in the graph "
+                    f"but {spec.dtype} {list(spec.shape)} in bundle.json; re-export the bundle"
+                )
 
     @property
     def description(self) -> str:
