@@ -18,12 +18,15 @@ Choices, and why:
 from __future__ import annotations
 
 import array as py_array
+import io
 import operator
 import types
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image as PilImage
 
 ImageBuffer = bytes | bytearray | memoryview | py_array.array | np.ndarray
 
@@ -240,3 +243,60 @@ def to_rgb8(array: np.ndarray, encoding: str) -> np.ndarray:
     else:  # pragma: no cover - guards against adding an encoding without a conversion
         raise ImageEncodingError(f"no RGB conversion is implemented for {encoding!r}")
     return np.array(rgb, dtype=np.uint8, order="C", copy=True)
+
+
+COMPRESSED_FORMATS = {"jpeg": "JPEG", "png": "PNG"}  # image_transport's names -> Pillow's
+MAX_COMPRESSED_BYTES = 64 << 20
+
+
+def compression_of(format_field: str) -> str:
+    """The codec named by a CompressedImage `format`: 'jpeg', 'png', or image_transport's
+    'bgr8; jpeg compressed bgr8' form; ImageEncodingError for anything else."""
+    codec = format_field.split(";")[-1].strip().split(" ")[0].lower() if format_field else ""
+    codec = "jpeg" if codec == "jpg" else codec
+    if codec not in COMPRESSED_FORMATS:
+        raise ImageEncodingError(
+            f"compressed image format {format_field!r} is not jpeg or png; publish the "
+            "image_transport 'compressed' stream (jpeg/png), or the raw image"
+        )
+    return codec
+
+
+def decode_compressed(data: ImageBuffer, format_field: str) -> tuple[np.ndarray, str]:
+    """A `sensor_msgs/CompressedImage` -> (array, 'rgb8' or 'mono8').
+
+    The header's width and height are bounded (check_image_size) before the pixels are
+    decoded, so a small file that claims a huge image cannot allocate it.
+    """
+    codec = compression_of(format_field)
+    raw = _as_byte_array(data)
+    if raw.size > MAX_COMPRESSED_BYTES:
+        raise ImageLayoutError(
+            f"compressed image of {raw.size} bytes is over the {MAX_COMPRESSED_BYTES}-byte limit"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PilImage.DecompressionBombWarning)
+            picture = PilImage.open(io.BytesIO(raw.tobytes()), formats=[COMPRESSED_FORMATS[codec]])
+            check_image_size(picture.height, picture.width)
+            picture.load()
+    except ImageLayoutError:
+        raise
+    except (PilImage.DecompressionBombError, PilImage.DecompressionBombWarning):
+        raise ImageLayoutError(
+            f"{codec} image header claims more than {MAX_IMAGE_PIXELS} pixels; the publisher "
+            "sends a broken or hostile image"
+        ) from None
+    except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, bomb errors
+        raise ImageLayoutError(
+            f"{codec} image does not decode ({type(error).__name__}: {error}); check the "
+            "publisher's compressed stream"
+        ) from None
+    if picture.mode == "L":
+        return np.asarray(picture), "mono8"
+    if picture.mode not in ("RGB", "RGBA", "P", "LA", "CMYK", "YCbCr", "1"):
+        raise ImageEncodingError(
+            f"{codec} image of mode {picture.mode} (e.g. 16-bit) is not a camera image; "
+            "publish 8-bit colour or grey"
+        )
+    return np.asarray(picture.convert("RGB")), "rgb8"
