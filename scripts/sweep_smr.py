@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from soundloc_training.affinity import cross_pair_coverage
+from soundloc_training.checkpoints import CheckpointError
 from soundloc_training.data import load_table
 from soundloc_training.sounding_pixels import PixelInputs, load_stage, seed_regions, sweep_walks
 
@@ -39,9 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--radii must be >= 1 (grid positions); got {args.radii}")
     try:
         stage, localizer, head, config = load_stage(args.checkpoint)
-    except (OSError, KeyError) as error:
-        print(f"error: cannot read {args.checkpoint} as a uspl stage checkpoint ({error!r}); "
-              "give a finished run's OUT/smr/best.pt", file=sys.stderr)  # fmt: skip
+    except CheckpointError as error:
+        print(f"error: {error}. For the sweep, give a finished run's OUT/smr/best.pt",
+              file=sys.stderr)  # fmt: skip
         return 2
     if stage != "smr":
         print(f"error: {args.checkpoint} is an {stage} checkpoint; give OUT/smr/best.pt",

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from soundloc_ros.core.metrics import LocalizationMetrics
+from soundloc_training.checkpoints import CheckpointError, load_model, read_checkpoint
 from soundloc_training.config import TrainConfig
 from soundloc_training.data import (
     GT_SIZE,
@@ -169,14 +170,12 @@ def evaluate(
     data: str, split: str, checkpoint: Path | None = None, predictions: Path | None = None
 ) -> dict[str, object]:
     """The full evaluation record `--json` prints."""
-    from soundloc_training.checkpoints import load_model
-
     if (checkpoint is None) == (predictions is None):
         raise ValueError("give exactly one of --checkpoint or --predictions")
     kind, _ = parse_data_spec(data)
     probabilities = None
     if checkpoint is not None:
-        state = torch.load(checkpoint, weights_only=False, map_location="cpu")
+        state = read_checkpoint(checkpoint)
         config = TrainConfig(**state["config"])
         table = load_table(data, split, config.image_size, config.audio_frontend)
         if "stage" in state:  # an SMR or SPS checkpoint (sounding_pixels.py)
@@ -226,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = evaluate(args.data, args.split, args.checkpoint, args.predictions)
+    except CheckpointError as error:
+        print(f"soundloc-eval: {error}", file=sys.stderr)
+        return 2
     except (OSError, ValueError) as error:
         print(f"soundloc-eval: {error}", file=sys.stderr)
         return 1

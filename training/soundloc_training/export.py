@@ -37,7 +37,7 @@ from soundloc_ros.core.bundle import (
     write_bundle,
 )
 from soundloc_ros.core.preprocess import normalize_images
-from soundloc_training.checkpoints import load_model
+from soundloc_training.checkpoints import CheckpointError, load_model, read_checkpoint
 from soundloc_training.config import TrainConfig
 from soundloc_training.data import FrameTable, load_table, parse_data_spec
 from soundloc_training.models.localizer import Localizer
@@ -90,7 +90,7 @@ class ExportedSoundingPixels(ExportedLocalizer):
 
 def deployable_graph(checkpoint: str | Path) -> tuple[ExportedLocalizer, TrainConfig]:
     """The graph of a localizer checkpoint, or of a `uspl` run's SPS checkpoint (with mask)."""
-    state = torch.load(checkpoint, weights_only=False, map_location="cpu")
+    state = read_checkpoint(checkpoint)
     if state.get("stage") == "smr":
         raise ValueError(
             f"{checkpoint} is an SMR checkpoint: the random walk is a training-time step. Export "
@@ -254,11 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--frames", type=int, default=8, help="frames to verify on")
     args = parser.parse_args(argv)
-    if not args.checkpoint.is_file():
-        print(f"soundloc-export: {args.checkpoint} does not exist", file=sys.stderr)
-        return 2
     try:
         bundle, differences = export_bundle(args.checkpoint, args.out, args.data, args.frames)
+    except CheckpointError as error:
+        print(f"soundloc-export: {error}", file=sys.stderr)
+        return 2
     except (OSError, ValueError) as error:
         print(f"soundloc-export: {error}", file=sys.stderr)
         return 1

@@ -32,9 +32,10 @@ import torch.distributed as dist
 import yaml
 
 from soundloc_ros.core.atomic import atomic_write_bytes, atomic_write_text
-from soundloc_training.checkpoints import load_model
+from soundloc_training.checkpoints import load_model, read_checkpoint
 from soundloc_training.config import TrainConfig
 from soundloc_training.data import FrameTable, VisualInputs
+from soundloc_training.jsonfiles import REWRITE_SUMMARY, read_json
 from soundloc_training.pseudo_labels import compute_pseudo_labels
 from soundloc_training.train import Prepare, run
 from soundloc_training.visualize import save_contact_sheet
@@ -79,7 +80,7 @@ def from_previous(previous_best: Path, config: TrainConfig) -> Prepare:
 def _epochs_done(out: Path) -> int:
     if not (out / "last.pt").is_file():
         return 0
-    return int(torch.load(out / "last.pt", weights_only=False)["epoch"]) + 1
+    return int(read_checkpoint(out / "last.pt")["epoch"]) + 1
 
 
 def run_iterations(
@@ -102,7 +103,7 @@ def run_iterations(
         sub = iteration_config(config, k)
         finished = sub.out_path / "summary.json"
         if resume and finished.is_file():
-            summaries.append(json.loads(finished.read_text()))
+            summaries.append(read_json(finished, REWRITE_SUMMARY))
             continue
         if budget is not None and budget <= 0:
             return {"iterations_done": k, "epochs_done": None}
@@ -115,7 +116,7 @@ def run_iterations(
             return {"iterations_done": k, "epochs_done": summary["epochs_done"]}
         if dist.is_initialized():
             dist.barrier()  # iteration k's best.pt is written before k + 1 reads it
-        summaries.append(json.loads(finished.read_text()) if finished.is_file() else summary)
+        summaries.append(read_json(finished, REWRITE_SUMMARY) if finished.is_file() else summary)
     return _finish(config, summaries)
 
 

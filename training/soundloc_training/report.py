@@ -11,9 +11,10 @@ rows of a table are comparable.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+from soundloc_training.jsonfiles import read_json
 
 METRICS = ("ciou", "auc", "miou", "fscore")
 REFERENCE_ROWS = ("random", "center_prior", "oracle")
@@ -158,10 +159,7 @@ def load_results(directory: Path) -> list[dict[str, object]]:
     `metrics`, e.g. a replay evaluation's) are not table rows and are named on stderr."""
     rows = []
     for path in sorted(directory.glob("*.json")):  # results/replay/ holds replay records
-        try:
-            row = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON ({error}); re-run its evaluation") from None
+        row = read_json(path, "re-run its evaluation (soundloc-eval --json) or remove it")
         if not {"method", "metrics", "baselines"} <= set(row):
             print(f"soundloc-report: {path} is not an evaluation row; left out", file=sys.stderr)
             continue

@@ -43,10 +43,16 @@ from soundloc_ros.core.atomic import atomic_write_bytes, atomic_write_text
 from soundloc_ros.core.metrics import mask_iou, prepare_heatmap
 from soundloc_ros.core.preprocess import normalize_images
 from soundloc_training.affinity import disk_offsets, pair_affinities, pair_labels, refine
-from soundloc_training.checkpoints import load_model, save_checkpoint
+from soundloc_training.checkpoints import (
+    CheckpointError,
+    load_model,
+    read_checkpoint,
+    save_checkpoint,
+)
 from soundloc_training.config import TrainConfig
 from soundloc_training.data import GT_SIZE, FrameTable, VisualInputs, load_table
 from soundloc_training.evaluate import evaluate_heatmaps, predict_heatmaps
+from soundloc_training.jsonfiles import REWRITE_SUMMARY, read_json
 from soundloc_training.losses.affinity import AffinityLoss
 from soundloc_training.losses.segmentation import PseudoMaskLoss
 from soundloc_training.models.localizer import Localizer
@@ -259,8 +265,14 @@ def load_stage(
     checkpoint: dict | str | Path,
 ) -> tuple[str, Localizer, nn.Module, TrainConfig]:
     """(stage, frozen coarse localizer, trained head, run config) of an SMR / SPS checkpoint."""
+    source = "the checkpoint" if isinstance(checkpoint, dict) else checkpoint
     if not isinstance(checkpoint, dict):
-        checkpoint = torch.load(checkpoint, weights_only=False, map_location="cpu")
+        checkpoint = read_checkpoint(checkpoint)
+    if "stage" not in checkpoint:
+        raise CheckpointError(
+            f"{source} is not a uspl stage checkpoint (it holds no stage); give a uspl run's "
+            "OUT/smr/best.pt or OUT/best.pt"
+        )
     config = TrainConfig(**checkpoint["config"])
     localizer, _ = load_model(checkpoint["coarse"])
     head = build_head(checkpoint["stage"], localizer, config)
@@ -323,7 +335,7 @@ def fit_head(
     )
     start, best, elapsed = 0, {"epoch": -1, "miou": -math.inf}, 0.0
     if resume and (out / "last.pt").is_file():
-        state = torch.load(out / "last.pt", weights_only=False)
+        state = read_checkpoint(out / "last.pt")
         head.load_state_dict(state["head"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -400,7 +412,7 @@ def coarse_stage(config: TrainConfig, resume: bool, stop_after: int | None) -> P
     sub = replace(config, method=COARSE_METHOD[config.method],
                   out_dir=str(config.out_path / "coarse"))  # fmt: skip
     if resume and (sub.out_path / "summary.json").is_file():
-        summary = json.loads((sub.out_path / "summary.json").read_text())
+        summary = read_json(sub.out_path / "summary.json", REWRITE_SUMMARY)
         if summary.get("epochs_done") is not None and "iterations_done" not in summary:
             return sub.out_path / "best.pt"
     if sub.method == "ier":
@@ -426,7 +438,7 @@ def run_sounding_pixels(
     coarse_path = coarse_stage(config, resume, stop_after)
     if coarse_path is None:
         return {"stage": "coarse", "epochs_done": None}
-    coarse_checkpoint = torch.load(coarse_path, weights_only=False, map_location="cpu")
+    coarse_checkpoint = read_checkpoint(coarse_path)
     coarse = {"config": coarse_checkpoint["config"], "model": coarse_checkpoint["model"],
               "from": str(coarse_path)}  # fmt: skip
     localizer, coarse_config = load_model(coarse)
@@ -442,8 +454,8 @@ def run_sounding_pixels(
     affinity = build_head("smr", localizer, config)
     smr_done = out / "smr" / "summary.json"
     if resume and smr_done.is_file():
-        affinity.load_state_dict(torch.load(out / "smr" / "best.pt", weights_only=False)["head"])
-        stages["smr"] = json.loads(smr_done.read_text())
+        affinity.load_state_dict(read_checkpoint(out / "smr" / "best.pt")["head"])
+        stages["smr"] = read_json(smr_done, REWRITE_SUMMARY)
     else:
         smr_step = AffinityStep(affinity, train, config)
         stages["smr"] = fit_head("smr", smr_step, len(train.table), config, config.smr_epochs,

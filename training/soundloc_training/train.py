@@ -35,6 +35,7 @@ from soundloc_ros.core.atomic import atomic_write_text
 from soundloc_training.checkpoints import (
     load_model,
     load_trainable,
+    read_checkpoint,
     save_checkpoint,
     trainable_state,
 )
@@ -171,12 +172,14 @@ def run(
             f"{out} already holds a run (last.pt); pass --resume to continue it, or choose a "
             "new out_dir (or delete this one) to start over"
         )
+    # read before any work, so a damaged last.pt is reported at once
+    state = read_checkpoint(out / "last.pt") if resume and (out / "last.pt").is_file() else None
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.yaml", yaml.safe_dump(asdict(config), sort_keys=False))
 
     model = Localizer(config.backbone, pretrained=config.pretrained, embed_dim=config.embed_dim)
-    if config.init_checkpoint and not (resume and (out / "last.pt").is_file()):
+    if config.init_checkpoint and state is None:
         load_trainable(model, config.init_checkpoint)  # fine-tuning; a resume has its own state
     method = build_method(config, model)
     step_module = method
@@ -207,8 +210,7 @@ def run(
         optimizer, lambda step: learning_rate_factor(step, steps_per_epoch, config)
     )
     start_epoch, best, elapsed = 0, {"epoch": -1, config.select_metric: -1.0}, 0.0
-    if resume and (out / "last.pt").is_file():
-        state = torch.load(out / "last.pt", weights_only=False)
+    if state is not None:
         model.load_state_dict(state["model"], strict=False)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -286,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         train = run
     try:
         summary = train(config, resume=args.resume, stop_after=args.stop_after)
-    except (FileExistsError, FileNotFoundError) as error:
+    except (OSError, ValueError) as error:  # CheckpointError, a damaged summary.json...
         print(f"soundloc-train: {error}", file=sys.stderr)
         return 2
     print(json.dumps(summary))

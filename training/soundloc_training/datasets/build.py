@@ -24,6 +24,7 @@ from tqdm import tqdm
 from soundloc_training.datasets import synthav, tuxav
 from soundloc_training.datasets.avsbench import S4MetaRow, avsbench_paths, write_avsbench_s4_meta
 from soundloc_training.datasets.scenes import SAMPLE_RATE, Clip
+from soundloc_training.jsonfiles import read_json
 
 RECORD_FILE = "benchmark.json"
 FORMAT_VERSION = 1
@@ -94,7 +95,8 @@ def build_benchmark(spec: BenchmarkSpec, out: Path, progress: Callable[..., obje
     """Generate `spec` into `out` (the AVSBench `Single-source`-style root); returns `out`."""
     out = Path(out)
     record = out / RECORD_FILE
-    if record.is_file() and json.loads(record.read_text()) == asdict(spec):
+    fix = f"remove {out} to build the benchmark again"
+    if record.is_file() and read_json(record, fix) == asdict(spec):
         return out
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(
@@ -137,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = BenchmarkSpec(**{**asdict(DEFAULTS[args.kind]), **overrides})
     try:
         build_benchmark(spec, args.out)
-    except (FileExistsError, FileNotFoundError) as error:
+    except (OSError, ValueError) as error:
         print(f"soundloc-make-benchmark: {error}", file=sys.stderr)
         return 1
     print(f"{spec.kind} ready in {args.out}")

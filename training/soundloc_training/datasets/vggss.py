@@ -8,11 +8,12 @@ skipped (with one warning giving the count, so a smaller test set is never silen
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from pathlib import Path
 from typing import Any
+
+from soundloc_training.jsonfiles import read_json
 
 from .records import FrameRecord, GroundTruth
 
@@ -79,12 +80,7 @@ def load_vggss(root: Path, annotations: Path | None = None) -> list[FrameRecord]
             f"VGG-SS annotations {path} not found; put vggss.json there or pass its path "
             "as `annotations`"
         )
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON ({e}); re-download vggss.json") from None
-    if not isinstance(entries, list):
-        raise ValueError(f"{path}: expected a JSON list of entries, got {type(entries).__name__}")
+    entries = read_json(path, "re-download vggss.json", expect=list)
 
     records: list[FrameRecord] = []
     seen: dict[str, int] = {}
