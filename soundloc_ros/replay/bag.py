@@ -4,11 +4,14 @@
 ground-truth topics by name, and checks their types before anything is replayed, so a bag that
 cannot be used fails at once with a message that says what is wrong and which argument fixes it.
 Messages come out in recording order (log time) as raw CDR bytes, which live replay publishes
-unchanged and offline replay decodes with the same codecs the node uses.
+unchanged and offline replay decodes with the same codecs the node uses. A message whose bytes
+do not deserialize (a recorder's torn write) is skipped, counted and listed with its topic, log
+time and reason (`drops`, `errors`), so one bad message never ends a replay or an ingest.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,7 @@ EXPECTED_TYPES = {
     "ground_truth": (IMAGE_TYPE,),
 }
 REQUIRED = ("image", "audio")
+LISTED = 100  # undecodable messages listed one by one in a report; more are only counted
 FLAGS = {  # the command-line option that names each topic
     "image": "--image-topic",
     "camera_info": "--camera-info-topic",
@@ -97,6 +101,8 @@ class BagSource:
         self.topics = topics
         self.info: dict[str, TopicInfo] = {}
         self._connections = {}
+        self._undecodable = 0
+        self._listed: list[dict[str, object]] = []  # topic, log time, reason: the first LISTED
         self._find_topics()
 
     def _find_topics(self) -> None:
@@ -142,14 +148,27 @@ class BagSource:
             yield BagMessage(kind, connection.topic, connection.msgtype, log_time_ns, bytes(raw))
 
     def decode(self, message: BagMessage):
-        """The message as a rosbags object (fields as in the .msg; arrays as numpy)."""
+        """The message as a rosbags object (fields as in the .msg; arrays as numpy), or None
+        when its bytes do not deserialize: then it is counted and listed (see `errors`)."""
         try:
             return self._reader.deserialize(message.raw, message.msgtype)
-        except Exception as error:
-            raise ReplayError(
-                f"a {message.msgtype} message on {message.topic} at log time "
-                f"{message.log_time_ns} ns does not deserialize: {type(error).__name__}: {error}"
-            ) from error
+        except Exception as error:  # rosbags raises several types for damaged bytes
+            self._undecodable += 1
+            if len(self._listed) < LISTED:
+                reason = f"{message.msgtype} does not deserialize: {type(error).__name__}: {error}"
+                self._listed.append({"topic": message.topic, "log_time_ns": message.log_time_ns,
+                                     "reason": reason})  # fmt: skip
+            return None
+
+    @property
+    def drops(self) -> Counter[str]:
+        """{"undecodable": count} once a message did not deserialize."""
+        return Counter({"undecodable": self._undecodable} if self._undecodable else {})
+
+    @property
+    def errors(self) -> dict[str, list[dict[str, object]]]:
+        """{"undecodable": [{topic, log_time_ns, reason}, ...]}: the first LISTED of them."""
+        return {"undecodable": list(self._listed)} if self._listed else {}
 
     def close(self) -> None:
         self._reader.close()

@@ -218,10 +218,12 @@ def replay_live(source: BagSource, scorer: ReplayScorer, args, pairing) -> dict[
         rclpy.shutdown(context=context)
         node_log = _stop(process)
     diagnostics = listener.diagnostics
+    drops = {k[6:]: int(v) for k, v in diagnostics.items() if k.startswith("drops.")}
     return {
         "backend": diagnostics.get("backend", "?"),
         "latency_ms": {"frame_to_heatmap": percentiles(listener.latency_ms)},
-        "drops": {k[6:]: int(v) for k, v in diagnostics.items() if k.startswith("drops.")},
+        "drops": {**drops, **source.drops},  # the node's, and messages this side skipped
+        "errors": source.errors,
         "node_diagnostics": diagnostics,
         "wall_s": round(wall_s, 2),
         "speed_vs_real_time": round(source.duration_s / max(wall_s, 1e-9), 2),
@@ -272,15 +274,18 @@ def _play(source, scorer, listener: _Listener, publishers, executor, speed: floa
 
 
 def _send(source, scorer, listener, publishers, message: BagMessage, index: int) -> int:
-    """Publish one message (ground truth is only scored); returns the next frame index."""
+    """Publish one message (ground truth is only scored); returns the next frame index. One
+    that does not deserialize is not sent (the node could not read it either): the source
+    counts and lists it."""
+    msg = source.decode(message)
+    if msg is None:
+        return index
     if message.kind == "ground_truth":
-        msg = source.decode(message)
         scorer.add_truth(stamp_key(msg.header), decode_mask(msg))
         return index
     if message.kind == "camera_info":
-        scorer.camera = camera_from_info(source.decode(message))
+        scorer.camera = camera_from_info(msg)
     if message.kind == "image":
-        msg = source.decode(message)
         key = stamp_key(msg.header)
 
         def rgb() -> np.ndarray:

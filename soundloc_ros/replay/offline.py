@@ -60,15 +60,16 @@ class OfflineReplay:
                             disable=not progress, leave=False):  # fmt: skip
             for paired in self.bag.advance(message.log_time_ns):
                 self._process(paired)
-            self._handle(message.kind, self.source.decode(message))
+            if (msg := self.source.decode(message)) is not None:  # else counted by the source
+                self._handle(message.kind, msg)
         for paired in self.bag.finish():
             self._process(paired)
         wall_s = time.perf_counter() - began
-        drops = self.drops + self.bag.drops
+        drops = self.drops + self.bag.drops + self.source.drops
         return {
             "latency_ms": {stage: percentiles(v) for stage, v in self.stage_ms.items() if v},
             "drops": dict(sorted(drops.items())),
-            "errors": {**self.bag.errors, **self.errors},
+            "errors": {**self.bag.errors, **self.errors, **self.source.errors},
             "wall_s": round(wall_s, 2),
             "speed_vs_real_time": round(self.source.duration_s / max(wall_s, 1e-9), 2),
         }

@@ -3,6 +3,7 @@ another robot's recorder might: its own topic names, bgr8 frames, 48 kHz stereo 
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,7 +67,10 @@ def write_scene_bag(
     encoding: str = "bgr8",
     chunk: int = 960,
     image_type: str = "sensor_msgs/msg/Image",
+    corrupt: frozenset[tuple[str, int]] = frozenset(),
 ) -> Path:
+    """`corrupt`: (kind, k) pairs whose k-th message of that kind is written cut in half, as a
+    recorder's torn write leaves it (the CDR bytes no longer deserialize)."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     store = typestore()
@@ -125,12 +129,15 @@ def write_scene_bag(
     events = sorted((e for e in events if e[1] not in topics.omit), key=lambda e: e[0])
     plugin = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}[storage]
     with Writer(path, version=8, storage_plugin=plugin) as writer:
-        connections = {}
+        connections, written = {}, Counter()
         for log_time, kind, message, msgtype in events:
             if kind not in connections:
                 connections[kind] = writer.add_connection(
                     getattr(topics, kind), msgtype, typestore=store
                 )
-            raw = store.serialize_cdr(message, msgtype)
-            writer.write(connections[kind], round(log_time * 1e9), bytes(raw))
+            raw = bytes(store.serialize_cdr(message, msgtype))
+            if (kind, written[kind]) in corrupt:
+                raw = raw[: len(raw) // 2]
+            written[kind] += 1
+            writer.write(connections[kind], round(log_time * 1e9), raw)
     return path

@@ -142,3 +142,25 @@ def test_frames_are_stamped_where_the_scene_says(tmp_path):
     with BagSource(write_scene_bag(tmp_path / "bag", make_scene(n_frames=2), topics), topics) as s:
         stamps = [stamp_seconds(s.decode(m).header) for m in s.messages() if m.kind == "image"]
     assert stamps == pytest.approx([T0 + 1.0, T0 + 2.0])
+
+
+def test_an_undecodable_message_is_skipped_counted_and_listed(tiny_bundle, tmp_path, capsys):
+    """Frame 2 and one audio chunk are cut in half by the recorder: the replay localizes the
+    other frames (the 20 ms gap in frame 6's window is padded, as the node pads), writes its
+    report and lists both messages in it."""
+    scene, topics = make_scene(), Topics()
+    torn = frozenset({("image", 2), ("audio", 250)})  # chunk 250: 5.0 - 5.02 s
+    bag = write_scene_bag(tmp_path / "bag", scene, topics, corrupt=torn)
+    code, report, err = run_cli(capsys, bag, "--bundle", tiny_bundle.directory, "--out",
+                                tmp_path / "out", *topic_args(topics))  # fmt: skip
+    assert code == 0, err
+    assert report["drops"]["undecodable"] == 2
+    assert report["counts"]["frames"] == report["counts"]["outputs"] == 5
+    rate = scene.sample_rate  # the log times as write_scene_bag computes them
+    expected = [(topics.image, round((T0 + scene.frame_times[2] + 0.005) * 1e9)),
+                (topics.audio, round((T0 + 250 * 960 / rate + 960 / rate) * 1e9))]  # fmt: skip
+    listed = report["errors"]["undecodable"]
+    assert [(e["topic"], e["log_time_ns"]) for e in listed] == expected
+    assert all("does not deserialize" in e["reason"] for e in listed)
+    written = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert written["errors"]["undecodable"] == listed

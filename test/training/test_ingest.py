@@ -1,6 +1,8 @@
 """soundloc-ingest: robot bags (written with rosbags directly) -> an unlabeled training dataset."""
 
 import json
+import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -11,11 +13,13 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "replay"))
 from replay_bags import (  # the replay tests' foreign-recorder bags
+    T0,
     Topics,
     make_scene,
     write_scene_bag,
 )
 from soundloc_training.data import load_table
+from soundloc_training.datasets.ingested import load_ingested
 from soundloc_training.ingest import IngestConfig, Manifest, ingest, main
 
 from soundloc_ros.core.features import LogMelConfig
@@ -50,6 +54,11 @@ def manifest_rows(root):
     return [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines()]
 
 
+def clip_rows(root):
+    """The frame and clip_done lines (bag_done lines hold each run's own counts)."""
+    return [r for r in manifest_rows(root) if "bag_done" not in r]
+
+
 def test_ingest_subsamples_skips_silence_and_duplicates_and_keeps_the_audio_exact(
     robot_bag, tmp_path
 ):
@@ -59,7 +68,7 @@ def test_ingest_subsamples_skips_silence_and_duplicates_and_keeps_the_audio_exac
     # silent; 4.5 s shows the picture of 3.0 s again
     assert counts["frames_in_bag"] == 40 and counts["subsampled"] == 32
     assert counts["silent"] == 2 and counts["duplicate"] == 1
-    rows = [r for r in manifest_rows(tmp_path / "ds") if "bag_done" not in r]
+    rows = [r for r in clip_rows(tmp_path / "ds") if "clip_done" not in r]
     stamps = [round(r["stamp"] - 1_750_000_000.0, 3) for r in rows]
     assert stamps == [1.0, 1.5, 2.0, 2.5, 3.0] and counts["kept"] == 5
     scene = robot_scene()
@@ -134,8 +143,7 @@ def test_an_interrupted_ingest_resumes_to_the_same_dataset(robot_bag, tmp_path, 
     # the CLI's topics differ from CONFIG's (camera_info, ground_truth): refused, not mixed
     counts = ingest([robot_bag], tmp_path / "ds", CONFIG)["robot_run_1"]
     assert counts["already_ingested"] == 4 and counts["kept"] == 1  # clips 0 and 1 were written
-    frames = [r for r in manifest_rows(tmp_path / "ds") if "bag_done" not in r]
-    assert frames == [r for r in manifest_rows(reference) if "bag_done" not in r]
+    assert clip_rows(tmp_path / "ds") == clip_rows(reference)
     assert Manifest(tmp_path / "ds").done_bags == {"robot_run_1"}
 
 
@@ -144,3 +152,80 @@ def test_a_bag_without_audio_is_refused_with_the_topic_to_set(tmp_path, capsys):
                           Topics(omit={"audio"}))  # fmt: skip
     assert main([str(bag), "--out", str(tmp_path / "ds"), "--image-topic", TOPICS.image]) == 2
     assert "--audio-topic" in capsys.readouterr().err
+
+
+CLI_ARGS = ["--fps", "2", "--clip-seconds", "1", "--val-percent", "30", "--image-topic",
+            TOPICS.image, "--audio-topic", TOPICS.audio, "--audio-info-topic",
+            TOPICS.audio_info]  # fmt: skip
+
+
+def test_an_undecodable_message_is_skipped_counted_and_listed_and_the_bag_finishes(
+    robot_bag, tmp_path
+):
+    """Frame 11 (2.1 s, which 2 fps subsampling skips anyway) is cut in half by the recorder:
+    the bag gives the frames it gives whole, and names the message it skipped."""
+    reference = tmp_path / "reference"
+    ingest([robot_bag], reference, CONFIG)
+    scene = robot_scene()
+    bag = write_scene_bag(tmp_path / "torn" / "robot_run_1", scene, TOPICS,
+                          corrupt=frozenset({("image", 11)}))  # fmt: skip
+    for _ in range(2):  # and a rerun finds the bag done
+        ingest([bag], tmp_path / "ds", CONFIG)
+    rows = manifest_rows(tmp_path / "ds")
+    (done,) = [r for r in rows if "bag_done" in r]
+    counts = done["counts"]
+    assert counts["undecodable"] == 1 and counts["frames_in_bag"] == 39 and counts["kept"] == 5
+    (listed,) = counts["errors"]["undecodable"]
+    assert listed["topic"] == TOPICS.image and "deserialize" in listed["reason"]
+    assert listed["log_time_ns"] == round((T0 + scene.frame_times[11] + 0.005) * 1e9)
+    assert clip_rows(tmp_path / "ds") == clip_rows(reference)
+
+
+def test_a_clip_torn_inside_its_append_is_written_again_and_no_frame_is_lost(robot_bag, tmp_path):
+    """Killed while appending clip 1: its first frame line is whole, its second cut short."""
+    reference = tmp_path / "reference"
+    ingest([robot_bag], reference, CONFIG)
+    ds = tmp_path / "ds"
+    shutil.copytree(reference, ds)
+    lines = (reference / "manifest.jsonl").read_bytes().splitlines(keepends=True)
+    rows = [json.loads(line) for line in lines]
+    first = next(i for i, r in enumerate(rows) if "name" in r and r["clip_index"] == 1)
+    (ds / "manifest.jsonl").write_bytes(b"".join(lines[: first + 1]) + lines[first + 1][:25])
+    assert len(load_ingested(ds, None)) == 2  # training reads the whole clip 0 only
+    counts = ingest([robot_bag], ds, CONFIG)["robot_run_1"]
+    assert counts["already_ingested"] == 2 and counts["kept"] == 3
+    assert clip_rows(ds) == clip_rows(reference)
+    assert len(load_ingested(ds, None)) == len(load_ingested(reference, None)) == 5
+
+
+def test_a_damaged_manifest_or_dataset_json_is_named_with_the_fix(robot_bag, tmp_path, capsys):
+    ds = tmp_path / "ds"
+    ingest([robot_bag], ds, CONFIG)
+    manifest = ds / "manifest.jsonl"
+    whole = manifest.read_bytes()
+    lines = whole.splitlines(keepends=True)
+    manifest.write_bytes(lines[0] + b"#garbled#\n" + b"".join(lines[2:]))  # whole clips follow
+    named = rf"{re.escape(str(manifest))}:2 is not valid JSON .*new --out"
+    with pytest.raises(ValueError, match=named):
+        ingest([robot_bag], ds, CONFIG)
+    with pytest.raises(ValueError, match=named):
+        load_ingested(ds, None)
+    manifest.write_bytes(whole)
+    (ds / "dataset.json").write_text('{"format": "soundloc-ingested",\n')
+    assert main([str(robot_bag), "--out", str(ds), *CLI_ARGS]) == 2
+    err = capsys.readouterr().err
+    assert f"{ds / 'dataset.json'} is not valid JSON" in err and "new --out" in err
+
+
+def test_a_bag_that_gives_no_frame_is_an_error_and_not_marked_done(tmp_path, capsys):
+    scene = robot_scene()
+    scene.audio *= 1e-3  # the microphone gain was turned down: about -77 dBFS
+    bag = write_scene_bag(tmp_path / "quiet_run", scene, TOPICS)
+    assert main([str(bag), "--out", str(tmp_path / "ds"), *CLI_ARGS]) == 2
+    err = capsys.readouterr().err
+    assert f"no frame of {bag} was kept" in err and "--silence-db -55.0" in err
+    assert Manifest(tmp_path / "ds").done_bags == set()
+    # the empty dataset takes the advice: the same bag, a lower level
+    assert main([str(bag), "--out", str(tmp_path / "ds"), *CLI_ARGS, "--silence-db", "-90"]) == 0
+    assert Manifest(tmp_path / "ds").done_bags == {"quiet_run"}
+    assert Manifest(tmp_path / "ds").frames == 5  # as many as at the normal level

@@ -16,11 +16,15 @@ training sees exactly the (frame, audio) pairs the node would have localized. Th
 
 Layout (read by `--data bags:DATASET`, loader `datasets/ingested.py`):
     DATASET/frames/<bag>/<clip>_<k>.png    DATASET/audio/<bag>/<clip>.wav (mono, the bag's rate)
-    DATASET/manifest.jsonl                 one line per frame, then one {"bag_done": ...} per bag
+    DATASET/manifest.jsonl                 one line per frame and one {"clip_done": ...} per
+                                           clip, then one {"bag_done": ...} per bag
 Safe to interrupt: every file is written atomically, and a clip's manifest lines are appended
-only after its files exist, so the manifest never names a half-written sample; a rerun with the
-same arguments skips finished bags and clips and resumes where it stopped. Ground-truth topics,
-if the bag has any, are not read: the dataset is unlabeled by construction.
+only after its files exist, so the manifest never names a half-written sample; a clip counts as
+done only once its clip_done line is written, so a rerun with the same arguments cuts off the
+torn end of an interrupted append, skips finished bags and clips and resumes where it stopped.
+A message that does not deserialize is skipped, counted and listed; a bag that gives no sample
+at all is an error (and not marked done). Ground-truth topics, if the bag has any, are not
+read: the dataset is unlabeled by construction.
 """
 
 from __future__ import annotations
@@ -53,10 +57,14 @@ from soundloc_ros.replay.bag import (
 )
 from soundloc_ros.replay.messages import BagTopics
 from soundloc_ros.replay.pairing import BagPairing
+from soundloc_training.datasets.ingested import (
+    DATASET_FILE,
+    FORMAT_VERSION,
+    MANIFEST,
+    read_manifest,
+)
+from soundloc_training.jsonfiles import read_json
 
-MANIFEST = "manifest.jsonl"
-DATASET_FILE = "dataset.json"
-FORMAT_VERSION = 1
 THUMBNAIL = 16
 
 
@@ -123,24 +131,19 @@ class Manifest:
             self._read()
 
     def _read(self) -> None:
-        good = 0  # bytes up to the last complete line: an interrupted append is cut off
-        with open(self.path, "rb") as file:
-            for line in file:
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    break
-                if not line.endswith(b"\n"):
-                    break
-                good += len(line)
-                if "bag_done" in row:
-                    self.done_bags.add(row["bag_done"])
-                else:
-                    self.done_clips.add((row["bag"], row["clip_index"]))
-                    self.frames += 1
-        if good != self.path.stat().st_size:
+        """Take in the finished bags and closed clips; cut off the torn end an interrupted
+        append left (its clip is then written again)."""
+        complete = 0  # bytes up to the end of the last complete record
+        for end, row, frames in read_manifest(self.path):
+            complete = end
+            if "bag_done" in row:
+                self.done_bags.add(row["bag_done"])
+            else:
+                self.done_clips.add((row["clip_done"], row["clip_index"]))
+                self.frames += len(frames)
+        if complete != self.path.stat().st_size:
             with open(self.path, "r+b") as file:
-                file.truncate(good)
+                file.truncate(complete)
 
     def append(self, rows: list[dict]) -> None:
         with open(self.path, "a") as file:
@@ -156,7 +159,9 @@ class BagIngester:
         self.root, self.config, self.manifest = root, config, manifest
         self.counts: Counter[str] = Counter()
 
-    def ingest(self, bag: Path) -> dict[str, int]:
+    def ingest(self, bag: Path) -> dict[str, object]:
+        """The bag's counts (kept, and why others were not), with "errors" naming the first
+        refusal of each kind and every undecodable message when there were any."""
         config, name = self.config, bag.resolve().name
         self.counts = Counter()
         with BagSource(bag, BagTopics(**config.topics)) as source:
@@ -175,6 +180,8 @@ class BagIngester:
                 for paired in feed.advance(message.log_time_ns):
                     self._keep_or_skip(paired, state, audio)
                 msg = source.decode(message)
+                if msg is None:
+                    continue  # undecodable: counted and listed by the source
                 if message.kind == "audio_info":
                     feed.set_audio_info(msg)
                     if feed.stream.sample_rate != audio.sample_rate:
@@ -189,7 +196,9 @@ class BagIngester:
             self._flush(state, audio)
             self.counts.update(feed.refused)
             self.counts.update({f"unpaired_{k}": v for k, v in feed.scheduler.drops.items()})
-        return dict(self.counts)
+            self.counts.update(source.drops)
+            errors = {**feed.errors, **source.errors}
+        return dict(self.counts) | ({"errors": errors} if errors else {})
 
     def _offer_frame(self, msg, feed: BagPairing, state: _BagState) -> None:
         self.counts["frames_in_bag"] += 1
@@ -252,7 +261,8 @@ class BagIngester:
                          "clip_index": clip.index, "image": str(image_file),
                          "audio": str(audio_file), "window": [offset - config.window_s, offset],
                          "stamp": stamp, "split": split})  # fmt: skip
-        self.manifest.append(rows)
+        closing = {"clip_done": state.bag, "clip_index": clip.index, "frames": len(rows)}
+        self.manifest.append([*rows, closing])
         self.counts["kept"] += len(rows)
 
 
@@ -268,24 +278,49 @@ class _BagState:
         return int((stamp - self.first_stamp) // config.clip_seconds)
 
 
-def ingest(bags: list[Path], out: Path, config: IngestConfig) -> dict[str, dict[str, int]]:
-    """Ingest every bag not yet done; returns counts per bag."""
-    out.mkdir(parents=True, exist_ok=True)
-    record = {"format": "soundloc-ingested", "version": FORMAT_VERSION, "config": asdict(config)}
-    record_path = out / DATASET_FILE
-    if record_path.is_file():
-        existing = json.loads(record_path.read_text())
-        if existing.get("config") != record["config"]:
-            raise ValueError(
-                f"{out} was ingested with other settings ({existing.get('config')}); use the "
-                "same options to resume or add bags, or a new --out"
-            )
+def nothing_kept(bag: Path, counts: dict[str, object], config: IngestConfig) -> str:
+    """Why a bag gave no sample at all, and the option that changes it."""
+    topics, offered = config.topics, counts.get("frames_in_bag", 0) - counts.get("subsampled", 0)
+    if offered == 0:
+        why = f"no image on {topics['image']} could be read (name the camera: --image-topic)"
+    elif counts.get("silent"):
+        why = (f"every frame's audio window is quieter than --silence-db {config.silence_db} "
+               "dB (lower it for a quiet microphone)")  # fmt: skip
+    elif counts.get("bad_image") == offered:
+        why = "no image could be decoded (see bad_image: an encoding soundloc cannot read)"
     else:
-        atomic_write_bytes(record_path, (json.dumps(record, indent=2) + "\n").encode())
+        why = (f"no frame was paired with audio from {topics['audio']} (check --audio-topic, "
+               "--audio-offset and that the audio covers the frames' stamps)")  # fmt: skip
+    return f"no frame of {bag} was kept: {why}; counts {counts}. The bag is not marked done"
+
+
+def ingest(bags: list[Path], out: Path, config: IngestConfig) -> dict[str, dict[str, object]]:
+    """Ingest every bag not yet done; returns counts per bag. ValueError when a bag gives
+    no sample (it is not marked done, so a rerun, with other options if need be, tries it
+    again: a dataset that holds nothing yet takes new settings)."""
+    out.mkdir(parents=True, exist_ok=True)
     names = [bag.resolve().name for bag in bags]
     if len(set(names)) != len(names):
         raise ValueError(f"bags are told apart by directory name; these repeat: {names}")
+    record = {"format": "soundloc-ingested", "version": FORMAT_VERSION, "config": asdict(config)}
+    record_path = out / DATASET_FILE
+    existing = None
+    if record_path.is_file():
+        existing = read_json(record_path, f"restore it or ingest into a new --out than {out}")
+        if existing.get("version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{out} was ingested by another soundloc-ingest (format {existing.get('version')}"
+                f", this one writes {FORMAT_VERSION}); ingest into a new --out"
+            )
     manifest = Manifest(out)
+    holds_samples = bool(manifest.done_clips or manifest.done_bags)
+    if existing is not None and holds_samples and existing.get("config") != record["config"]:
+        raise ValueError(
+            f"{out} was ingested with other settings ({existing.get('config')}); use the "
+            "same options to resume or add bags, or a new --out"
+        )
+    if existing != record:
+        atomic_write_bytes(record_path, (json.dumps(record, indent=2) + "\n").encode())
     results = {}
     for bag in bags:
         name = bag.resolve().name
@@ -293,6 +328,8 @@ def ingest(bags: list[Path], out: Path, config: IngestConfig) -> dict[str, dict[
             results[name] = {"skipped": "already ingested"}
             continue
         counts = BagIngester(out, config, manifest).ingest(bag)
+        if not counts.get("kept") and not counts.get("already_ingested"):
+            raise ValueError(nothing_kept(bag, counts, config))
         manifest.append([{"bag_done": name, "counts": counts}])
         results[name] = counts
     return results
