@@ -40,12 +40,12 @@ from visualization_msgs.msg import Marker
 from soundloc_ros.core.backends import Localizer, create_backend
 from soundloc_ros.core.bundle import BundleError, load_bundle
 from soundloc_ros.core.frame_pipeline import CameraModel, FramePipeline, FrameResult
+from soundloc_ros.core.health import PeriodCounts, assess
 from soundloc_ros.core.image_codec import camera_encoding_spec, to_rgb8
 from soundloc_ros.core.pairing import FrameScheduler, PairedFrame, PairingConfig
-from soundloc_ros.core.pcm import AudioStreamFormat, PcmFormatError, downmix, pcm_to_float
+from soundloc_ros.core.pcm import AudioStreamFormat, PcmFormatError, decode_chunk
 from soundloc_ros.core.postprocess import overlay
 from soundloc_ros.ros.conversions import (
-    audio_to_numpy,
     image_to_numpy,
     numpy_to_image,
     stream_format_from_info,
@@ -99,13 +99,14 @@ class LocalizerNode(Node):
         self.camera: CameraModel | None = None  # from camera_info; enables the bearing
         self._last_error_log: dict[str, float] = {}
         self._rates: Counter[str] = Counter()  # image, audio, published: this period
+        self._drops_before: Counter[str] = Counter()  # all drops up to this period
 
         self.stream = AudioStreamFormat(
             sample_rate=self.param("audio.sample_rate"),
             channels=self.param("audio.channels"),
             sample_format=self.param("audio.sample_format"),
         )
-        self.stream_usable = True
+        self.stream_error = ""  # why the announced audio format cannot be used; "" when it can
         self.scheduler = FrameScheduler(self._pairing_config(), self.stream.sample_rate)
 
         qos = self.param("input_qos")
@@ -215,11 +216,11 @@ class LocalizerNode(Node):
 
     def _on_audio(self, msg: AudioDataStamped) -> None:
         self._rates["audio"] += 1
-        if not self.stream_usable:
+        if self.stream_error:
             self.drops["audio_unusable_format"] += 1
             return
         try:
-            samples = downmix(pcm_to_float(audio_to_numpy(msg, self.stream)))
+            samples = decode_chunk(msg.audio.data, self.stream)
         except (PcmFormatError, ValueError) as error:
             self.drops["bad_audio"] += 1
             self._warn("bad_audio", f"audio chunk refused: {error}")
@@ -231,15 +232,18 @@ class LocalizerNode(Node):
         event = self.scheduler.add_audio(stamp_seconds(msg.header), samples)
         if event.value == "reset":
             self._warn("audio_reset", "audio stamps jumped (bag loop or clock reset): buffer reset")
+        elif event.value == "glitch":
+            self._warn("audio_glitch", "one audio chunk had a wrong stamp: laid end to end")
 
     def _on_audio_info(self, msg: AudioInfo) -> None:
         try:
             stream = stream_format_from_info(msg)
         except (PcmFormatError, ValueError) as error:
-            self.stream_usable = False
+            self.drops["bad_audio_info"] += 1
+            self.stream_error = str(error)
             self._warn("audio_info", f"audio_info refused, audio ignored until it changes: {error}")
             return
-        self.stream_usable = True
+        self.stream_error = ""
         if stream != self.stream:
             self.get_logger().info(f"audio format from audio_info: {stream}")
             if stream.sample_rate != self.stream.sample_rate:
@@ -312,9 +316,17 @@ class LocalizerNode(Node):
             self._last_error_log[key] = now
             self.get_logger().error(text)
 
+    @property
+    def stream_usable(self) -> bool:
+        return not self.stream_error
+
     def diagnostics(self) -> DiagnosticStatus:
         period = self.param("diagnostics_period")
         drops = self.drops + self.scheduler.drops
+        counts = PeriodCounts(
+            self._rates["image"], self._rates["audio"], self._rates["published"],
+            drops - self._drops_before,
+        )  # fmt: skip
         values = {
             "backend": self.localizer.backend.description if self.localizer else "none",
             "image_rate_hz": f"{self._rates['image'] / period:.1f}",
@@ -335,21 +347,15 @@ class LocalizerNode(Node):
                               ("decode", self.decode_ms)):  # fmt: skip
             if samples:
                 values[f"{name}_p50_ms"] = f"{np.median(samples):.2f}"
-        if self.localizer is None:
-            level, message = DiagnosticStatus.ERROR, f"no model: {self.model_error}"
-        elif not self.stream_usable:
-            level, message = DiagnosticStatus.ERROR, "audio format unusable (see log)"
-        elif self._rates["image"] == 0 or self._rates["audio"] == 0:
-            level, message = DiagnosticStatus.WARN, "waiting for image and audio"
-        else:
-            level, message = DiagnosticStatus.OK, "localizing"
+        level, message = assess(self.model_error, self.stream_error, counts)
         return diagnostic_status(
-            level, "soundloc: localizer", message, self.get_fully_qualified_name(), values
+            bytes([level]), "soundloc: localizer", message, self.get_fully_qualified_name(), values
         )
 
     def _publish_diagnostics(self) -> None:
         status = self.diagnostics()
         self._rates = Counter()  # rates are per diagnostics period
+        self._drops_before = self.drops + self.scheduler.drops
         self.diagnostics_pub.publish(diagnostic_array(self, status))
 
     def destroy_node(self) -> None:

@@ -1,5 +1,6 @@
 """Fixtures for tests that run real rclpy nodes over Fast DDS."""
 
+import os
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -7,6 +8,10 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="ROS 2 (rclpy) is not installed; run `make setup`")
 from rclpy.context import Context  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+
+# A DDS domain of this test run's own: two runs at once (or a robot on the same network) would
+# otherwise exchange frames and audio on the same topic names.
+os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
 
 
 @pytest.fixture

@@ -70,10 +70,9 @@ class Rig:
         )
 
 
-@pytest.fixture
-def system(ros_context, bundle_dir):
-    """(localizer node, rig, executor, stream): the TuxAV baseline on ONNX Runtime."""
-    localizer = LocalizerNode(
+def start_localizer(ros_context, bundle_dir) -> LocalizerNode:
+    """The TuxAV baseline on ONNX Runtime, set up so the tests lose no frame to QoS."""
+    return LocalizerNode(
         context=ros_context,
         parameter_overrides=[
             Parameter("bundle", value=str(bundle_dir)),
@@ -84,9 +83,19 @@ def system(ros_context, bundle_dir):
             Parameter("diagnostics_period", value=0.2),
         ],
     )
+
+
+@pytest.fixture
+def rig(ros_context):
     import rclpy
 
-    rig = Rig(rclpy.create_node("rig", context=ros_context))
+    return Rig(rclpy.create_node("rig", context=ros_context))
+
+
+@pytest.fixture
+def system(ros_context, bundle_dir, rig):
+    """(localizer node, rig, executor, stream)."""
+    localizer = start_localizer(ros_context, bundle_dir)
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(localizer)
     executor.add_node(rig.node)
@@ -187,6 +196,49 @@ def test_bad_input_is_reported_and_good_input_keeps_being_served(system, clips, 
     status = rig.outputs["diagnostics"][-1].status[0]
     values = {kv.key: kv.value for kv in status.values}
     assert values["backend"].startswith("onnxruntime") and values["drops.bad_image"] == "2"
+
+
+def test_a_latched_hostile_audio_info_cannot_kill_the_node(ros_context, bundle_dir, rig, clips):
+    """The probe's crash loop: sample_rate 4e9 made the node allocate 74.5 GiB at every start."""
+    hostile = AudioInfo(channels=1, sample_rate=4_000_000_000, sample_format="S16LE",
+                        coding_format="wave")  # fmt: skip
+    rig.player.audio_info.publish(hostile)  # latched: every (re)started node receives it
+    localizer = start_localizer(ros_context, bundle_dir)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(localizer)
+    executor.add_node(rig.node)
+    system = (localizer, rig, executor, None)
+    try:
+        assert spin_until(executor, lambda: localizer.drops["bad_audio_info"] == 1, 10.0)
+        assert spin_until(executor, lambda: len(rig.outputs["diagnostics"]) >= 2, 5.0)
+        status = rig.outputs["diagnostics"][-1].status[0]
+        assert status.level == status.ERROR
+        assert "audio_info.sample_rate is 4000000000, outside [1, 384000]" in status.message
+        assert {kv.key: kv.value for kv in status.values}["drops.bad_audio_info"] == "1"
+        stream = AudioStreamFormat(sample_rate=RATE, channels=1, sample_format="S16LE")
+        rig.player.audio_info.publish(info_from_stream_format(stream))  # the publisher is fixed
+        assert spin_until(executor, lambda: localizer.stream_usable, 5.0)
+        sent = play(system, clips[:1])
+        assert spin_until(executor, lambda: len(rig.outputs["heatmap"]) >= len(sent))
+    finally:
+        executor.shutdown()
+        localizer.destroy_node()
+        rig.node.destroy_node()
+
+
+def test_diagnostics_say_error_when_inputs_arrive_and_nothing_is_published(system, clips):
+    localizer, rig, executor, _ = system
+
+    def broken(inputs):  # a bundle whose graph fails on every frame
+        raise RuntimeError("reshape: output has 783 values, bundle.json says 784")
+
+    localizer.localizer.backend.run = broken
+    play(system, clips[:1])
+    assert spin_until(executor, lambda: localizer.drops["processing_error"] >= 3)
+    spin_for(executor, 0.5)
+    errors = [s.status[0] for s in rig.outputs["diagnostics"] if s.status[0].level == b"\x02"]
+    assert errors, [s.status[0].message for s in rig.outputs["diagnostics"]]
+    assert "inputs arrive but nothing is published: mostly processing_error" in errors[-1].message
 
 
 def test_parameters_change_at_run_time_and_bad_values_are_refused(system, clips):
