@@ -10,12 +10,12 @@ import pytest
 import torch
 import yaml
 from soundloc_training.affinity import (
+    RandomWalk,
     cross_pair_coverage,
     disk_offsets,
     pair_affinities,
     pair_labels,
-    random_walk,
-    refine,
+    shifted,
     walk_weights,
 )
 from soundloc_training.config import TrainConfig
@@ -188,14 +188,56 @@ def _random_features(seed: int, size: int = 6) -> torch.Tensor:
     return torch.randn(1, 4, size, size, generator=torch.Generator().manual_seed(seed))
 
 
-def test_random_walk_conserves_mass_and_converges():
+def refine(coarse, affinities, offsets, beta, steps):
+    return RandomWalk(coarse.shape[-2:], offsets, beta, steps)(coarse, affinities)
+
+
+def moved_mass(coarse, affinities, offsets, beta, steps):
+    """The walk as mass moving along the transition, m'(y) = sum_o m(y - o) T_o(y - o), from
+    m_0 = D * coarse: an independent form of P^t coarse (= m_t / D, W being symmetric)."""
+    weights = walk_weights(affinities, beta)  # [B, 1 + P, H, W]
+    degree = weights.sum(dim=1)  # [B, H, W]
+    transition = weights / degree[:, None]
+    mass = coarse * degree
+    for _ in range(steps):
+        outgoing = transition * mass[:, None]  # [B, 1 + P, H, W]: m(x) T_o(x)
+        moves = enumerate([(0, 0), *offsets])
+        mass = sum(shifted(outgoing[:, p], (-dy, -dx)) for p, (dy, dx) in moves)
+    return mass, degree
+
+
+@pytest.mark.parametrize("radius", [1, 2, 4])
+def test_the_walk_equals_moving_the_mass(radius):
+    """RandomWalk's neighbour gathers == the mass-moving walk, on a non-square batch."""
+    offsets = disk_offsets(radius)
+    generator = torch.Generator().manual_seed(radius)
+    features = 0.3 * torch.randn(3, 4, 11, 17, generator=generator)
+    affinities = pair_affinities(features, offsets)  # [3, P, 11, 17]
+    coarse = torch.rand(3, 11, 17, generator=generator)
+    mass, degree = moved_mass(coarse, affinities, offsets, 4.0, 25)
+    refined = refine(coarse, affinities, offsets, 4.0, 25)
+    assert torch.allclose(refined, mass / degree, atol=1e-5)
+    # the degree-weighted total is what the walk keeps
+    assert torch.allclose((refined * degree).sum((1, 2)), (coarse * degree).sum((1, 2)), rtol=1e-5)
+
+
+def test_the_walk_of_a_hand_checked_row():
+    # one row of 3, beta 1: a(0, 1) = 1, a(1, 2) = 0.5. Transitions (self, left, right):
+    # x0 (1, -, 1) / 2; x1 (1, 1, 0.5) / 2.5; x2 (1, 0.5, -) / 1.5. From (1, 0, 0):
+    # step 1: (0.5, 0.4, 0); step 2: (0.5 * 0.5 + 0.5 * 0.4, 0.4 * 0.4 + 0.4 * 0.5, 0.4 / 3)
+    affinities = torch.zeros(1, 4, 1, 3)  # RADIUS_1: up, left, right, down
+    affinities[0, 1, 0] = torch.tensor([0.0, 1.0, 0.5])
+    affinities[0, 2, 0] = torch.tensor([1.0, 0.5, 0.0])
+    coarse = torch.tensor([[[1.0, 0.0, 0.0]]])
+    one, two = (refine(coarse, affinities, RADIUS_1, 1.0, s)[0, 0] for s in (1, 2))
+    assert torch.allclose(one, torch.tensor([0.5, 0.4, 0.0]))
+    assert torch.allclose(two, torch.tensor([0.45, 0.36, 0.4 / 3]))
+    assert float(refine(coarse, affinities, RADIUS_1, 1.0, 0)[0, 0, 0]) == 1.0  # 0 steps: as is
+
+
+def test_random_walk_converges():
     offsets = disk_offsets(2)
     weights = walk_weights(pair_affinities(_random_features(0), offsets), beta=2.0)
-    mass = torch.rand(1, 6, 6, generator=torch.Generator().manual_seed(1))
-    for steps in (1, 5, 50):
-        moved = random_walk(mass, weights, offsets, steps)
-        assert math.isclose(float(moved.sum()), float(mass.sum()), rel_tol=1e-5)
-        assert moved.min() >= 0
     # the refined map converges: to the degree-weighted mean of the coarse map (one connected grid)
     coarse = torch.rand(1, 6, 6, generator=torch.Generator().manual_seed(2))
     affinities = pair_affinities(_random_features(0), offsets)

@@ -11,7 +11,7 @@ USPL (Zhang et al., EMNLP 2023), built from its abstract and AffinityNet (notes/
    (> affinity_fg_threshold) and non-sounding (< affinity_bg_threshold) regions. The affinity
    head (image + the frozen backbone's low-level features) learns from labelled pairs up to
    pair_radius apart (losses/affinity.py); the coarse map is then propagated by the random walk
-   on its affinities within affinity_radius (affinity.refine) into the refined map.
+   on its affinities within affinity_radius (refinement.py) into the refined map.
 3. OUT/sps/: SPS. The segmentation head (image, backbone features, the coarse map of the audio)
    learns the refined maps of the training frames as pseudo-masks (losses/segmentation.py); at
    run time it gives the mask in the same forward pass as the heatmap (soundloc-export).
@@ -42,7 +42,7 @@ from tqdm import tqdm
 from soundloc_ros.core.atomic import atomic_write_bytes, atomic_write_text
 from soundloc_ros.core.metrics import mask_iou, prepare_heatmap
 from soundloc_ros.core.preprocess import normalize_images
-from soundloc_training.affinity import disk_offsets, pair_affinities, pair_labels, refine
+from soundloc_training.affinity import RandomWalk, disk_offsets, pair_affinities, pair_labels
 from soundloc_training.checkpoints import load_model, save_checkpoint
 from soundloc_training.config import TrainConfig
 from soundloc_training.data import GT_SIZE, FrameTable, VisualInputs, load_table
@@ -57,6 +57,7 @@ from soundloc_training.models.pixel_heads import (
     normalized_map,
 )
 from soundloc_training.pseudo_labels import confident_regions
+from soundloc_training.refinement import Refinement, refined_map
 from soundloc_training.train import epoch_batches, learning_rate_factor, optimize_epoch
 from soundloc_training.visualize import save_stage_sheet
 
@@ -77,7 +78,7 @@ class PixelInputs:
         self.table = table
         self.visual = VisualInputs(localizer, table, config)
         self.coarse = torch.from_numpy(predict_heatmaps(localizer, self.visual, table, config))
-        self.backbone = localizer.backbone
+        self.localizer, self.backbone = localizer, localizer.backbone
         self.mean, self.std = self.backbone.mean, self.backbone.std
         self.grid = (config.image_size // PIXEL_STRIDE,) * 2
 
@@ -110,13 +111,6 @@ def _flip_maps(maps: torch.Tensor, flip: np.ndarray) -> torch.Tensor:
     mirror = torch.from_numpy(flip)
     maps[mirror] = maps[mirror].flip(-1)
     return maps
-
-
-def minmax(maps: torch.Tensor) -> torch.Tensor:
-    """[B, H, W] -> each map min-max normalized to [0, 1]."""
-    low = maps.flatten(1).amin(1)[:, None, None]
-    span = (maps.flatten(1).amax(1)[:, None, None] - low).clamp_min(1e-6)
-    return (maps - low) / span
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,18 +188,30 @@ def walked_maps(
     offsets = disk_offsets(radius)
     features = head(images, inputs.low_level(images))  # [B, C, H, W]
     affinities = pair_affinities(features, offsets)  # [B, P, H, W]
-    start = normalized_map(coarse, inputs.grid)[:, 0]  # [B, H, W]
-    return [minmax(refine(start, affinities, offsets, beta, steps)) for beta, steps in walks]
+    return [refined_map(coarse, affinities, RandomWalk(inputs.grid, offsets, beta, steps))
+            for beta, steps in walks]  # fmt: skip
+
+
+def refinement(
+    head: AffinityHead, localizer: Localizer, config: TrainConfig, steps: int | None = None,
+    radius: int | None = None,
+) -> Refinement:  # fmt: skip
+    """The config's SMR refinement (walk steps and radius overridable, e.g. by the export)."""
+    radius = config.affinity_radius if radius is None else radius
+    steps = config.walk_steps if steps is None else steps
+    return Refinement(head, localizer.backbone, config.image_size, radius, config.affinity_beta,
+                      steps)  # fmt: skip
 
 
 @torch.no_grad()
 def refined_maps(head: AffinityHead, inputs: PixelInputs, config: TrainConfig) -> torch.Tensor:
-    """Every frame's coarse map refined by the random walk of the config: [N, H, W]."""
-    head.eval()
-    walk = [(config.affinity_beta, config.walk_steps)]
+    """Every frame's coarse map refined by the config's random walk: [N, H, W], the same module
+    as the exported graph's heatmap."""
+    refine = refinement(head.eval(), inputs.localizer, config)
     maps = []
     for indices in tqdm(inputs.batches(), desc="SMR random walk", leave=False):
-        maps += walked_maps(head, inputs, indices, config.affinity_radius, walk)
+        images, _, coarse = inputs.batch(indices)
+        maps.append(refine(images, coarse))  # [B, H, W]
     return torch.cat(maps)
 
 
