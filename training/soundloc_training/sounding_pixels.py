@@ -15,6 +15,8 @@ USPL (Zhang et al., EMNLP 2023), built from its abstract and AffinityNet (notes/
 3. OUT/sps/: SPS. The segmentation head (image, backbone features, the coarse map of the audio)
    learns the refined maps of the training frames as pseudo-masks (losses/segmentation.py); at
    run time it gives the mask in the same forward pass as the heatmap (soundloc-export).
+   Its checkpoints carry the SMR head too (`affinity`), so OUT/best.pt alone exports the robot's
+   whole graph: the refined heatmap, the mask and the coarse map.
 
 Stage checkpoints hold the frozen coarse model too, so each one is evaluated alone:
 `soundloc-eval --checkpoint OUT/smr/best.pt` scores the refined maps (a heatmap method) and
@@ -274,6 +276,31 @@ def load_stage(
     return checkpoint["stage"], localizer, head.eval(), config
 
 
+def smr_head_state(checkpoint: dict, source: str) -> dict:
+    """The SMR affinity head's weights: an SMR checkpoint's head, or the copy an SPS one carries."""
+    if checkpoint["stage"] == "smr":
+        return checkpoint["head"]
+    if "affinity" not in checkpoint:
+        raise ValueError(
+            f"{source} is an SPS checkpoint without the SMR head (written before SPS checkpoints "
+            "carried it); retrain its SPS stage: delete OUT/sps and OUT/best.pt, then run "
+            "soundloc-train CONFIG --resume (the coarse and SMR stages are reused)"
+        )
+    return checkpoint["affinity"]
+
+
+def load_pixel_graph(
+    checkpoint: dict, source: str, steps: int | None = None, radius: int | None = None
+) -> tuple[Localizer, Refinement, nn.Module | None, TrainConfig]:
+    """(coarse localizer, SMR refinement, SPS head or None for SMR, config) of a stage
+    checkpoint: what the exported graph runs."""
+    stage, localizer, head, config = load_stage(checkpoint)
+    affinity = build_head("smr", localizer, config)
+    affinity.load_state_dict(smr_head_state(checkpoint, source))
+    segmentation = head if stage == "sps" else None
+    return localizer, refinement(affinity, localizer, config, steps, radius), segmentation, config
+
+
 def stage_method(checkpoint: dict) -> str:
     """The results-row name of a stage checkpoint: `<coarse method>+smr`, or the run's method."""
     if checkpoint["stage"] == "smr":
@@ -308,10 +335,11 @@ def fit_head(
     validate: Callable[[], dict[str, float]] | None,
     resume: bool,
     stop_after: int | None,
+    carried: dict[str, object] | None = None,
 ) -> dict[str, object]:
     """Train `step.head` for `epochs` in OUT/<stage>/ (log.jsonl, last.pt, best.pt); returns
     the stage summary. best.pt is the epoch with the best val mIoU when `validate` is given,
-    else the last epoch."""
+    else the last epoch. `carried` goes into every checkpoint as it is (SPS: the SMR head)."""
     out = config.out_path / stage
     if not resume and (out / "last.pt").exists():
         raise FileExistsError(
@@ -351,7 +379,7 @@ def fit_head(
             best = {"epoch": epoch, **val}
         content = {"config": asdict(config), "stage": stage, "coarse": coarse,
                    "head": head.state_dict(), "epoch": epoch, "best": best,
-                   "elapsed_s": elapsed}  # fmt: skip
+                   "elapsed_s": elapsed, **(carried or {})}  # fmt: skip
         if improved:
             save_checkpoint(out / "best.pt", **content)
         save_checkpoint(out / "last.pt", **content, optimizer=optimizer.state_dict(),
@@ -467,7 +495,8 @@ def run_sounding_pixels(
     sps_step = SegmentationStep(segmentation, train, refined, config)
     validation = validate if labelled else None
     stages["sps"] = fit_head("sps", sps_step, len(train.table), config, config.sps_epochs,
-                             coarse, validation, resume, stop_after)  # fmt: skip
+                             coarse, validation, resume, stop_after,
+                             {"affinity": affinity.state_dict()})  # fmt: skip
     if stages["sps"]["epochs_done"] < config.sps_epochs:
         return {"stage": "sps", "epochs_done": stages["sps"]["epochs_done"]}
 
