@@ -46,10 +46,8 @@ class InferenceBackend(abc.ABC):
 
 
 def output_names(bundle: ModelBundle) -> list[str]:
-    names = [bundle.heatmap.tensor.name]
-    if bundle.mask is not None:
-        names.append(bundle.mask.tensor.name)
-    return names
+    """The graph's output tensors, in its order: heatmap, then mask and coarse where present."""
+    return [spec.tensor.name for spec in bundle.outputs.values()]
 
 
 def output_plane(values: np.ndarray, spec: OutputSpec) -> np.ndarray:
