@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 import yaml
@@ -22,7 +23,7 @@ from soundloc_training.config import TrainConfig
 from soundloc_training.data import load_table
 from soundloc_training.evaluate import evaluate_heatmaps
 from soundloc_training.evaluate import main as eval_main
-from soundloc_training.export import export_bundle
+from soundloc_training.export import export_bundle, model_inputs
 from soundloc_training.losses.affinity import AffinityLoss
 from soundloc_training.losses.contrastive import MultipleInstanceContrast, top_fraction_mean
 from soundloc_training.losses.segmentation import PseudoMaskLoss
@@ -34,6 +35,7 @@ from soundloc_training.models.pixel_heads import (
     SegmentationHead,
     normalized_map,
 )
+from soundloc_training.onnx_compat import tensorrt_problems
 from soundloc_training.pseudo_labels import confident_regions
 from soundloc_training.sounding_pixels import (
     PixelInputs,
@@ -386,6 +388,44 @@ def test_uspl_run_end_to_end(fast_config, tmp_path, capsys):
         similarity = localizer.paired_similarity(visual, localizer.embed_audio(audio))
         expected = head(image, features, similarity)[0].numpy()
     np.testing.assert_allclose(outputs["mask"][0, 0], expected, atol=1e-4)
+    np.testing.assert_allclose(outputs["coarse"][0], similarity.numpy() / config.tau, atol=1e-4)
+    # both stage checkpoints export SMR's refined map as the heatmap: training's, on real frames
+    smr_bundle, _ = export_bundle(out / "smr" / "best.pt", tmp_path / "smr_bundle", frames=2)
+    assert smr_bundle.mask is None and smr_bundle.coarse.tensor.shape == (1, 1, 8, 8)
+    for exported in (bundle, smr_bundle):
+        assert_heatmap_is_the_refined_map(exported, val, refined)
+    assert bundle.training["walk"] == {"steps": 8, "radius": config.affinity_radius,
+                                       "beta": config.affinity_beta}  # fmt: skip
+    # the walk is an export setting; a shorter one is a different map
+    short, _ = export_bundle(out / "smr" / "best.pt", tmp_path / "short", frames=2, walk_steps=2,
+                             walk_radius=2)  # fmt: skip
+    assert short.training["walk"]["steps"] == 2
+    assert "walked 2 steps (radius 2" in short.heatmap.meaning
+    feed = model_inputs(val.table, short, 0)
+    walked = OnnxRuntimeBackend(short, use_gpu=False).run(feed)["heatmap"][0, 0]
+    assert np.abs(walked - refined[0]).max() > 1e-3
+    # an SPS checkpoint from before SPS carried the SMR head is refused with the remedy
+    old = torch.load(out / "best.pt", weights_only=False)
+    del old["affinity"]
+    torch.save(old, tmp_path / "old_sps.pt")
+    with pytest.raises(ValueError, match="without the SMR head.*delete OUT/sps"):
+        export_bundle(tmp_path / "old_sps.pt", tmp_path / "old_bundle", frames=2)
+
+
+def assert_heatmap_is_the_refined_map(bundle, val, refined):
+    """The exported heatmap (ONNX Runtime) == training's refined map on val frames, in [0, 1];
+    the graph is static, opset 17, without Loop or Scan, and TensorRT 10.3 clean."""
+    assert bundle.heatmap.values == "probability" and bundle.heatmap.tensor.shape == (1, 1, 32, 32)
+    assert "SMR's refined map" in bundle.heatmap.meaning
+    model_bytes = bundle.onnx_path.read_bytes()
+    assert tensorrt_problems(model_bytes) == []
+    operators = {node.op_type for node in onnx.load_from_string(model_bytes).graph.node}
+    assert not {"Loop", "Scan", "If"} & operators
+    backend = OnnxRuntimeBackend(bundle, use_gpu=False)
+    for i in range(4):
+        heatmap = backend.run(model_inputs(val.table, bundle, i))["heatmap"][0, 0]
+        assert heatmap.min() == 0.0 and heatmap.max() == pytest.approx(1.0)
+        np.testing.assert_allclose(heatmap, refined[i], atol=1e-4)
 
 
 def test_a_missing_coarse_checkpoint_is_refused(fast_config, tmp_path):
