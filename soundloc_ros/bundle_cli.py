@@ -24,15 +24,14 @@ def describe(bundle: ModelBundle) -> str:
         f"audio in    {bundle.audio.name} {list(bundle.audio.shape)} {bundle.audio.dtype}: "
         f"{frontend.window_seconds} s at {frontend.sample_rate} Hz, {frontend.n_mels} mel bands, "
         f"{frontend.n_frames} frames",
-        f"heatmap out {bundle.heatmap.tensor.name} {list(bundle.heatmap.tensor.shape)} "
-        f"({bundle.heatmap.values})",
     ]
-    if bundle.mask is not None:
+    for key, spec in bundle.outputs.items():
+        meaning = f": {spec.meaning}" if spec.meaning else ""
         lines.append(
-            f"mask out    {bundle.mask.tensor.name} {list(bundle.mask.tensor.shape)} "
-            f"({bundle.mask.values})"
+            f"{key + ' out':11s} {spec.tensor.name} {list(spec.tensor.shape)} ({spec.values})"
+            + meaning
         )
-    else:
+    if bundle.mask is None:
         lines.append("mask out    none (the runtime thresholds the heatmap)")
     if bundle.training:
         lines.append("training    " + ", ".join(f"{k}={v}" for k, v in bundle.training.items()))

@@ -70,6 +70,41 @@ def test_mask_output_round_trips(tmp_path):
     assert load_bundle(tmp_path).mask == mask
 
 
+def test_coarse_output_and_meanings_round_trip(tmp_path):
+    coarse = OutputSpec(TensorSpec("coarse", (1, 1, 14, 14)), "logit", "cosine / tau, debug")
+    heatmap = OutputSpec(TensorSpec("heatmap", (1, 1, 56, 56)), "probability", "relative")
+    write_bundle(tmp_path, make_bundle(heatmap=heatmap, coarse=coarse), MODEL_BYTES)
+    loaded = load_bundle(tmp_path)
+    assert loaded.coarse == coarse and loaded.heatmap.meaning == "relative"
+    assert list(loaded.outputs) == ["heatmap", "coarse"]  # the graph's order, mask absent
+    written = json.loads((tmp_path / "bundle.json").read_text())["outputs"]
+    assert written["coarse"]["meaning"] == "cosine / tau, debug"
+
+
+def test_a_bundle_without_coarse_or_meaning_still_loads(bundle_dir):
+    """Bundles exported before `coarse` and `meaning` existed (format 1 all the same)."""
+    written = json.loads((bundle_dir / "bundle.json").read_text())["outputs"]
+    assert set(written) == {"heatmap"} and "meaning" not in written["heatmap"]
+    loaded = load_bundle(bundle_dir)
+    assert loaded.coarse is None and loaded.heatmap.meaning == ""
+    assert list(loaded.outputs) == ["heatmap"]
+
+
+def test_bad_coarse_or_meaning_fields_are_named(bundle_dir):
+    def add_coarse(values, **changes):
+        values["outputs"]["coarse"] = {**values["outputs"]["heatmap"], "name": "coarse", **changes}
+
+    edit_json(bundle_dir, lambda v: add_coarse(v, name="heatmap"))
+    with pytest.raises(BundleError, match="distinct"):
+        load_bundle(bundle_dir)
+    edit_json(bundle_dir, lambda v: add_coarse(v, shape=[1, 2, 8, 8]))
+    with pytest.raises(BundleError, match=r"outputs\.coarse\.shape must be \[1, 1, h, w\]"):
+        load_bundle(bundle_dir)
+    edit_json(bundle_dir, lambda v: add_coarse(v, meaning=7))
+    with pytest.raises(BundleError, match=r"outputs\.coarse\.meaning must be str"):
+        load_bundle(bundle_dir)
+
+
 def test_modified_model_file_is_refused_with_remedy(bundle_dir):
     (bundle_dir / "model.onnx").write_bytes(MODEL_BYTES + b"tampered")
     with pytest.raises(BundleError, match="changed or corrupted.*re-export"):

@@ -17,15 +17,20 @@ Format version 1 (a bundle.json, abridged):
                  "std": [0.229, 0.224, 0.225]},
        "audio": {"name": "audio", "shape": [1, 1, 64, 97], "dtype": "float32"}},
      "audio_frontend": {... every LogMelConfig field ...},
-     "outputs": {"heatmap": {"name": "heatmap", "shape": [1, 1, 28, 28], "dtype": "float32",
-                             "values": "probability"},
-                 "mask": {...optional, same fields...}},
+     "outputs": {"heatmap": {"name": "heatmap", "shape": [1, 1, 56, 56], "dtype": "float32",
+                             "values": "probability", "meaning": "..."},
+                 "mask": {...optional, same fields...},
+                 "coarse": {...optional, same fields...}},
      "training": {"method": "baseline", "data": "TuxAV train", ...free-form...}}
 
 Image pixels are scaled to [0, 1] (uint8 / 255) and then normalized per channel as
 (x - mean) / std, in the stated channel order, NCHW. Output `values` is "probability" (already in
-[0, 1]) or "logit" (the runtime applies a sigmoid). Without a `mask` output the runtime thresholds
-the heatmap.
+[0, 1]) or "logit" (the runtime applies a sigmoid); the optional `meaning` says in words what the
+numbers are (e.g. min-max normalized within the frame, so relative, not calibrated). Without a
+`mask` output the runtime thresholds the heatmap. `coarse`, optional, is the coarse localizer's
+map before any refinement, for debugging and comparison; the runtime returns it from the backends
+but does not use it. `meaning` and `coarse` were added within format version 1: bundles without
+them load as before, and older runtimes ignore them.
 """
 
 from __future__ import annotations
@@ -85,6 +90,7 @@ class ImageInputSpec:
 class OutputSpec:
     tensor: TensorSpec
     values: str = "probability"
+    meaning: str = ""  # free text for people: what the numbers are; "" when not stated
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,7 @@ class ModelBundle:
     heatmap: OutputSpec
     mask: OutputSpec | None = None
     training: Mapping[str, Any] = field(default_factory=dict)
+    coarse: OutputSpec | None = None
     onnx_sha256: str = ""
     opset: int = 17
     onnx_file: str = ONNX_FILE
@@ -104,6 +111,12 @@ class ModelBundle:
     torch_sha256: str = ""
     format_version: int = BUNDLE_FORMAT_VERSION
     directory: Path | None = field(default=None, compare=False)
+
+    @property
+    def outputs(self) -> dict[str, OutputSpec]:
+        """The outputs present, by bundle.json key, in the graph's order (heatmap, mask, coarse)."""
+        present = {"heatmap": self.heatmap, "mask": self.mask, "coarse": self.coarse}
+        return {key: spec for key, spec in present.items() if spec is not None}
 
     @property
     def onnx_path(self) -> Path:
@@ -124,9 +137,7 @@ class ModelBundle:
         return self.directory / file
 
     def to_dict(self) -> dict[str, Any]:
-        outputs = {"heatmap": _output_to_dict(self.heatmap)}
-        if self.mask is not None:
-            outputs["mask"] = _output_to_dict(self.mask)
+        outputs = {key: _output_to_dict(spec) for key, spec in self.outputs.items()}
         return {
             "format_version": self.format_version,
             "model": {
@@ -159,7 +170,8 @@ def _tensor_to_dict(tensor: TensorSpec) -> dict[str, Any]:
 
 
 def _output_to_dict(output: OutputSpec) -> dict[str, Any]:
-    return {**_tensor_to_dict(output.tensor), "values": output.values}
+    meaning = {"meaning": output.meaning} if output.meaning else {}
+    return {**_tensor_to_dict(output.tensor), "values": output.values, **meaning}
 
 
 def sha256_of_file(path: Path) -> str:
@@ -240,7 +252,8 @@ class _Fields:
         values = self.get(obj, path, "values", str)
         if values not in OUTPUT_VALUES:
             raise self.fail(f"{path}.values", f"must be one of {OUTPUT_VALUES}, got {values!r}")
-        return OutputSpec(tensor=self.tensor(obj, path, 4), values=values)
+        meaning = self.get(obj, path, "meaning", str) if "meaning" in obj else ""
+        return OutputSpec(tensor=self.tensor(obj, path, 4), values=values, meaning=meaning)
 
 
 def parse_bundle(values: Mapping[str, Any], source: str = METADATA_FILE) -> ModelBundle:
@@ -303,18 +316,16 @@ def parse_bundle(values: Mapping[str, Any], source: str = METADATA_FILE) -> Mode
         )
 
     outputs = fields.get(values, "", "outputs", Mapping)
-    heatmap = fields.output(fields.get(outputs, "outputs", "heatmap", Mapping), "outputs.heatmap")
-    mask = None
-    if "mask" in outputs:
-        mask = fields.output(fields.get(outputs, "outputs", "mask", Mapping), "outputs.mask")
-    for spec, path in ((heatmap, "outputs.heatmap"), (mask, "outputs.mask")):
-        if spec is not None and spec.tensor.shape[:2] != (1, 1):
-            raise fields.fail(
-                f"{path}.shape", f"must be [1, 1, h, w], got {list(spec.tensor.shape)}"
-            )
-    names = [image.tensor.name, audio.name, heatmap.tensor.name] + (
-        [mask.tensor.name] if mask else []
-    )
+    fields.get(outputs, "outputs", "heatmap", Mapping)  # required; mask and coarse are not
+    parsed = {}
+    for key in ("heatmap", "mask", "coarse"):
+        if key in outputs:
+            path = f"outputs.{key}"
+            parsed[key] = fields.output(fields.get(outputs, "outputs", key, Mapping), path)
+            if parsed[key].tensor.shape[:2] != (1, 1):
+                shape = list(parsed[key].tensor.shape)
+                raise fields.fail(f"{path}.shape", f"must be [1, 1, h, w], got {shape}")
+    names = [image.tensor.name, audio.name] + [spec.tensor.name for spec in parsed.values()]
     if len(set(names)) != len(names):
         raise fields.fail("inputs/outputs", f"tensor names must be distinct, got {names}")
 
@@ -322,8 +333,9 @@ def parse_bundle(values: Mapping[str, Any], source: str = METADATA_FILE) -> Mode
         image=image,
         audio=audio,
         audio_frontend=frontend,
-        heatmap=heatmap,
-        mask=mask,
+        heatmap=parsed["heatmap"],
+        mask=parsed.get("mask"),
+        coarse=parsed.get("coarse"),
         training=dict(fields.get(values, "", "training", Mapping)) if "training" in values else {},
         onnx_sha256=sha256,
         opset=opset,

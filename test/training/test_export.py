@@ -1,19 +1,26 @@
 """Checkpoint -> bundle -> every backend gives the training model's answer, on real frames."""
 
+import importlib.util
+import io
+from pathlib import Path
+
 import numpy as np
 import onnx
+import onnxruntime
 import pytest
 import torch
 from onnx import TensorProto, helper
+from soundloc_training.affinity import RandomWalk, disk_offsets, pair_affinities
 from soundloc_training.checkpoints import load_model
 from soundloc_training.config import TrainConfig
 from soundloc_training.data import load_table
 from soundloc_training.export import PARITY_TOLERANCE, export_bundle, main, model_inputs
-from soundloc_training.onnx_compat import tensorrt_problems
+from soundloc_training.onnx_compat import fold_constants, tensorrt_problems
 from soundloc_training.train import run
 
 from soundloc_ros.core.backends import Localizer, create_backend, tensorrt
 from soundloc_ros.core.bundle import load_bundle
+from soundloc_ros.core.postprocess import normalize_minmax
 from soundloc_ros.core.preprocess import normalize_images
 
 
@@ -45,7 +52,10 @@ def test_export_verifies_onnx_runtime_and_the_torch_program_against_pytorch(expo
     assert set(differences) == {"onnxruntime", "torch_program"}
     assert max(differences.values()) <= PARITY_TOLERANCE
     assert bundle.image.tensor.shape == (1, 3, 128, 128)
-    assert bundle.heatmap.tensor.shape == (1, 1, 8, 8) and bundle.heatmap.values == "logit"
+    assert bundle.heatmap.tensor.shape == (1, 1, 8, 8) and bundle.heatmap.values == "probability"
+    assert "min-max normalized within the frame" in bundle.heatmap.meaning
+    assert bundle.coarse.tensor.shape == (1, 1, 8, 8) and bundle.coarse.values == "logit"
+    assert bundle.mask is None
     assert load_bundle(bundle.directory).training["method"] == "baseline"
 
 
@@ -56,6 +66,28 @@ def test_exported_graph_is_static_opset_17_and_tensorrt_10_3_clean(exported):
     model = onnx.load_from_string(model_bytes)
     assert {o.domain for o in model.opset_import} <= {"", "ai.onnx"}
     assert not {"STFT", "DFT", "Einsum", "Shape"} & {n.op_type for n in model.graph.node}
+
+
+def test_the_walk_exports_as_a_static_tensorrt_clean_graph():
+    """RandomWalk alone, as the bundle runs it: unrolled steps, constant indices, no Loop or Scan,
+    static shapes; ONNX Runtime == PyTorch."""
+    offsets = disk_offsets(4)
+    generator = torch.Generator().manual_seed(0)
+    affinities = pair_affinities(0.1 * torch.randn(1, 8, 20, 24, generator=generator), offsets)
+    coarse = torch.rand(1, 20, 24, generator=generator)
+    walk = RandomWalk((20, 24), offsets, 16.0, 6)
+    buffer = io.BytesIO()
+    torch.onnx.export(walk, (coarse, affinities), buffer, opset_version=17, dynamo=False,
+                      input_names=["coarse", "affinities"], output_names=["refined"])  # fmt: skip
+    model_bytes = fold_constants(buffer.getvalue())
+    assert tensorrt_problems(model_bytes) == []
+    operators = [n.op_type for n in onnx.load_from_string(model_bytes).graph.node]
+    assert not {"Loop", "Scan", "If", "Shape"} & set(operators)
+    assert operators.count("Gather") == 1 + 2 * 6  # the transition's layout once, 2 a step
+    session = onnxruntime.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    (refined,) = session.run(None, {"coarse": coarse.numpy(), "affinities": affinities.numpy()})
+    with torch.no_grad():
+        np.testing.assert_allclose(refined, walk(coarse, affinities).numpy(), atol=1e-6)
 
 
 def _graph(node, inputs, outputs, opset=17):
@@ -141,7 +173,7 @@ def test_every_backend_gives_the_training_models_heatmap(exported, checkpoint, t
         logmel = torch.from_numpy(table.features(i, config.audio_frontend)[None])
         with torch.no_grad():
             similarity = model(image, logmel)[0, 0].numpy()  # [h, w]
-        expected = 1 / (1 + np.exp(-similarity / config.tau))  # sigmoid(similarity / tau)
+        expected = normalize_minmax(similarity)  # the protocol's relative map
         start, end = np.round(table.windows[i] * rate).astype(int)
         samples = table.clip_audio[table.clip_ids[i]][max(0, start) : end]
         for name, localizer in localizers.items():
@@ -157,8 +189,27 @@ def test_cli_reports_what_it_wrote_and_refuses_a_missing_checkpoint(
     args = ["--checkpoint", str(checkpoint), "--out", str(tmp_path / "b"), "--frames", "2"]
     assert main([*args, "--data", f"synthav:{tiny_synthav}"]) == 0
     assert "max |difference| to PyTorch: onnxruntime" in capsys.readouterr().out
+    assert main([*args, "--walk-steps", "8"]) == 1  # a plain localizer has no walk
+    assert "has no random walk; leave out --walk-steps" in capsys.readouterr().err
     with torch.no_grad():
         assert load_bundle(tmp_path / "b").onnx_sha256
+
+
+def test_the_tensorrt_check_compares_every_output(exported, tiny_synthav):
+    """scripts/check_tensorrt.py's comparison (the script itself needs a GPU)."""
+    path = Path(__file__).resolve().parents[2] / "scripts" / "check_tensorrt.py"
+    spec = importlib.util.spec_from_file_location("check_tensorrt", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    bundle, _ = exported
+    table = load_table(f"synthav:{tiny_synthav}", "val", 128, bundle.audio_frontend, limit=1)
+    expected = create_backend(bundle, "onnxruntime").run(model_inputs(table, bundle, 0))
+    actual = {**expected, "heatmap": expected["heatmap"] + 0.25}
+    actual["coarse"] = expected["coarse"] - 0.5
+    found = script.differences(bundle, expected, actual)
+    assert set(found) == {"heatmap", "coarse"}
+    assert found["heatmap"][1] == pytest.approx(0.25) and found["coarse"][1] == pytest.approx(0.5)
+    assert found["coarse"][0] <= 0.125 + 1e-6  # through the sigmoid, whose slope is <= 1/4
 
 
 @pytest.mark.skipif(

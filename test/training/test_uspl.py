@@ -6,23 +6,24 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 import yaml
 from soundloc_training.affinity import (
+    RandomWalk,
     cross_pair_coverage,
     disk_offsets,
     pair_affinities,
     pair_labels,
-    random_walk,
-    refine,
+    shifted,
     walk_weights,
 )
 from soundloc_training.config import TrainConfig
 from soundloc_training.data import load_table
 from soundloc_training.evaluate import evaluate_heatmaps
 from soundloc_training.evaluate import main as eval_main
-from soundloc_training.export import export_bundle
+from soundloc_training.export import export_bundle, model_inputs
 from soundloc_training.losses.affinity import AffinityLoss
 from soundloc_training.losses.contrastive import MultipleInstanceContrast, top_fraction_mean
 from soundloc_training.losses.segmentation import PseudoMaskLoss
@@ -34,6 +35,7 @@ from soundloc_training.models.pixel_heads import (
     SegmentationHead,
     normalized_map,
 )
+from soundloc_training.onnx_compat import tensorrt_problems
 from soundloc_training.pseudo_labels import confident_regions
 from soundloc_training.sounding_pixels import (
     PixelInputs,
@@ -188,14 +190,56 @@ def _random_features(seed: int, size: int = 6) -> torch.Tensor:
     return torch.randn(1, 4, size, size, generator=torch.Generator().manual_seed(seed))
 
 
-def test_random_walk_conserves_mass_and_converges():
+def refine(coarse, affinities, offsets, beta, steps):
+    return RandomWalk(coarse.shape[-2:], offsets, beta, steps)(coarse, affinities)
+
+
+def moved_mass(coarse, affinities, offsets, beta, steps):
+    """The walk as mass moving along the transition, m'(y) = sum_o m(y - o) T_o(y - o), from
+    m_0 = D * coarse: an independent form of P^t coarse (= m_t / D, W being symmetric)."""
+    weights = walk_weights(affinities, beta)  # [B, 1 + P, H, W]
+    degree = weights.sum(dim=1)  # [B, H, W]
+    transition = weights / degree[:, None]
+    mass = coarse * degree
+    for _ in range(steps):
+        outgoing = transition * mass[:, None]  # [B, 1 + P, H, W]: m(x) T_o(x)
+        moves = enumerate([(0, 0), *offsets])
+        mass = sum(shifted(outgoing[:, p], (-dy, -dx)) for p, (dy, dx) in moves)
+    return mass, degree
+
+
+@pytest.mark.parametrize("radius", [1, 2, 4])
+def test_the_walk_equals_moving_the_mass(radius):
+    """RandomWalk's neighbour gathers == the mass-moving walk, on a non-square batch."""
+    offsets = disk_offsets(radius)
+    generator = torch.Generator().manual_seed(radius)
+    features = 0.3 * torch.randn(3, 4, 11, 17, generator=generator)
+    affinities = pair_affinities(features, offsets)  # [3, P, 11, 17]
+    coarse = torch.rand(3, 11, 17, generator=generator)
+    mass, degree = moved_mass(coarse, affinities, offsets, 4.0, 25)
+    refined = refine(coarse, affinities, offsets, 4.0, 25)
+    assert torch.allclose(refined, mass / degree, atol=1e-5)
+    # the degree-weighted total is what the walk keeps
+    assert torch.allclose((refined * degree).sum((1, 2)), (coarse * degree).sum((1, 2)), rtol=1e-5)
+
+
+def test_the_walk_of_a_hand_checked_row():
+    # one row of 3, beta 1: a(0, 1) = 1, a(1, 2) = 0.5. Transitions (self, left, right):
+    # x0 (1, -, 1) / 2; x1 (1, 1, 0.5) / 2.5; x2 (1, 0.5, -) / 1.5. From (1, 0, 0):
+    # step 1: (0.5, 0.4, 0); step 2: (0.5 * 0.5 + 0.5 * 0.4, 0.4 * 0.4 + 0.4 * 0.5, 0.4 / 3)
+    affinities = torch.zeros(1, 4, 1, 3)  # RADIUS_1: up, left, right, down
+    affinities[0, 1, 0] = torch.tensor([0.0, 1.0, 0.5])
+    affinities[0, 2, 0] = torch.tensor([1.0, 0.5, 0.0])
+    coarse = torch.tensor([[[1.0, 0.0, 0.0]]])
+    one, two = (refine(coarse, affinities, RADIUS_1, 1.0, s)[0, 0] for s in (1, 2))
+    assert torch.allclose(one, torch.tensor([0.5, 0.4, 0.0]))
+    assert torch.allclose(two, torch.tensor([0.45, 0.36, 0.4 / 3]))
+    assert float(refine(coarse, affinities, RADIUS_1, 1.0, 0)[0, 0, 0]) == 1.0  # 0 steps: as is
+
+
+def test_random_walk_converges():
     offsets = disk_offsets(2)
     weights = walk_weights(pair_affinities(_random_features(0), offsets), beta=2.0)
-    mass = torch.rand(1, 6, 6, generator=torch.Generator().manual_seed(1))
-    for steps in (1, 5, 50):
-        moved = random_walk(mass, weights, offsets, steps)
-        assert math.isclose(float(moved.sum()), float(mass.sum()), rel_tol=1e-5)
-        assert moved.min() >= 0
     # the refined map converges: to the degree-weighted mean of the coarse map (one connected grid)
     coarse = torch.rand(1, 6, 6, generator=torch.Generator().manual_seed(2))
     affinities = pair_affinities(_random_features(0), offsets)
@@ -344,6 +388,44 @@ def test_uspl_run_end_to_end(fast_config, tmp_path, capsys):
         similarity = localizer.paired_similarity(visual, localizer.embed_audio(audio))
         expected = head(image, features, similarity)[0].numpy()
     np.testing.assert_allclose(outputs["mask"][0, 0], expected, atol=1e-4)
+    np.testing.assert_allclose(outputs["coarse"][0], similarity.numpy() / config.tau, atol=1e-4)
+    # both stage checkpoints export SMR's refined map as the heatmap: training's, on real frames
+    smr_bundle, _ = export_bundle(out / "smr" / "best.pt", tmp_path / "smr_bundle", frames=2)
+    assert smr_bundle.mask is None and smr_bundle.coarse.tensor.shape == (1, 1, 8, 8)
+    for exported in (bundle, smr_bundle):
+        assert_heatmap_is_the_refined_map(exported, val, refined)
+    assert bundle.training["walk"] == {"steps": 8, "radius": config.affinity_radius,
+                                       "beta": config.affinity_beta}  # fmt: skip
+    # the walk is an export setting; a shorter one is a different map
+    short, _ = export_bundle(out / "smr" / "best.pt", tmp_path / "short", frames=2, walk_steps=2,
+                             walk_radius=2)  # fmt: skip
+    assert short.training["walk"]["steps"] == 2
+    assert "walked 2 steps (radius 2" in short.heatmap.meaning
+    feed = model_inputs(val.table, short, 0)
+    walked = OnnxRuntimeBackend(short, use_gpu=False).run(feed)["heatmap"][0, 0]
+    assert np.abs(walked - refined[0]).max() > 1e-3
+    # an SPS checkpoint from before SPS carried the SMR head is refused with the remedy
+    old = torch.load(out / "best.pt", weights_only=False)
+    del old["affinity"]
+    torch.save(old, tmp_path / "old_sps.pt")
+    with pytest.raises(ValueError, match="without the SMR head.*delete OUT/sps"):
+        export_bundle(tmp_path / "old_sps.pt", tmp_path / "old_bundle", frames=2)
+
+
+def assert_heatmap_is_the_refined_map(bundle, val, refined):
+    """The exported heatmap (ONNX Runtime) == training's refined map on val frames, in [0, 1];
+    the graph is static, opset 17, without Loop or Scan, and TensorRT 10.3 clean."""
+    assert bundle.heatmap.values == "probability" and bundle.heatmap.tensor.shape == (1, 1, 32, 32)
+    assert "SMR's refined map" in bundle.heatmap.meaning
+    model_bytes = bundle.onnx_path.read_bytes()
+    assert tensorrt_problems(model_bytes) == []
+    operators = {node.op_type for node in onnx.load_from_string(model_bytes).graph.node}
+    assert not {"Loop", "Scan", "If"} & operators
+    backend = OnnxRuntimeBackend(bundle, use_gpu=False)
+    for i in range(4):
+        heatmap = backend.run(model_inputs(val.table, bundle, i))["heatmap"][0, 0]
+        assert heatmap.min() == 0.0 and heatmap.max() == pytest.approx(1.0)
+        np.testing.assert_allclose(heatmap, refined[i], atol=1e-4)
 
 
 def test_a_missing_coarse_checkpoint_is_refused(fast_config, tmp_path):

@@ -1,11 +1,17 @@
 """`soundloc-export`: a trained checkpoint -> a model bundle the robot can run.
 
 The exported graph takes the bundle's two inputs (normalized image [1, 3, H, W], log-mel
-[1, 1, n_mels, n_frames]) and returns the heatmap as logits [1, 1, h, w]: the cosine similarity
-divided by the training temperature, i.e. exactly the scores the contrastive loss treated as
-logits, so sigmoid(heatmap) > 0.5 wherever image and sound agree more than they disagree. The
-checkpoint of a `uspl` / `ier+uspl` run (its SPS stage) adds the `mask` output, the segmentation
-head's logits [1, 1, H/4, W/4], from the same forward pass. The log-mel front-end stays outside
+[1, 1, n_mels, n_frames]) and returns, from one forward pass:
+- `heatmap` [1, 1, h, w] in [0, 1] ("probability"), min-max normalized within the frame (a
+  constant map is all zeros), so it is relative, as the evaluation protocol reads maps; a
+  sigmoid of the coarse logits (cosine / tau, tau 0.03) would be ~1 wherever the cosine is
+  above 0.1. For a `uspl` / `ier+uspl` stage checkpoint it is SMR's refined map on the stride-4
+  pixel grid: the affinity head and the random walk (refinement.py) run in the graph, with the
+  checkpoint's walk steps and radius unless --walk-steps / --walk-radius say otherwise. For a
+  plain localizer it is the coarse map itself.
+- `mask` [1, 1, H/4, W/4]: the SPS head's logits (SPS checkpoints, OUT/best.pt, only).
+- `coarse` [1, 1, H/16, W/16]: the coarse cosine / tau, the contrastive loss's logits (debug).
+bundle.json says in words what each output means. The log-mel front-end stays outside the graph
 (no STFT on TensorRT 10.3).
 
 What is written is verified before the command succeeds: `onnx.checker`; operators, opset and
@@ -41,25 +47,45 @@ from soundloc_training.checkpoints import CheckpointError, load_model, read_chec
 from soundloc_training.config import TrainConfig
 from soundloc_training.data import FrameTable, load_table, parse_data_spec
 from soundloc_training.models.localizer import Localizer
+from soundloc_training.models.pixel_heads import minmax
 from soundloc_training.onnx_compat import fold_constants, tensorrt_problems
+from soundloc_training.refinement import Refinement
+from soundloc_training.sounding_pixels import load_pixel_graph
 
 OPSET = 17
-PARITY_TOLERANCE = 1e-4  # max abs difference of the heatmap logits, fp32
-IMAGE_INPUT, AUDIO_INPUT, HEATMAP_OUTPUT, MASK_OUTPUT = "image", "audio", "heatmap", "mask"
+PARITY_TOLERANCE = 1e-4  # max abs difference of any output, fp32
+IMAGE_INPUT, AUDIO_INPUT = "image", "audio"
+HEATMAP_OUTPUT, MASK_OUTPUT, COARSE_OUTPUT = "heatmap", "mask", "coarse"
 
 
 class ExportedLocalizer(nn.Module):
-    """The deployable graph: (image, log-mel) -> heatmap logits, one frame at a time."""
+    """The deployable graph, one frame at a time: (image, log-mel) -> (heatmap in [0, 1],
+    [mask logits,] coarse logits). `refinement` (SMR) makes the heatmap the refined map,
+    `segmentation` (SPS) adds the mask."""
 
-    def __init__(self, model: Localizer, tau: float) -> None:
+    def __init__(
+        self, model: Localizer, tau: float, refinement: Refinement | None = None,
+        segmentation: nn.Module | None = None,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.model = model.eval()
         self.inverse_tau = 1.0 / tau
+        self.refinement, self.segmentation = refinement, segmentation
+        mask = (MASK_OUTPUT,) if segmentation is not None else ()
+        self.output_names = (HEATMAP_OUTPUT, *mask, COARSE_OUTPUT)
 
-    output_names = (HEATMAP_OUTPUT,)
-
-    def forward(self, image: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        return self.similarity(self.model.backbone(image), audio) * self.inverse_tau
+    def forward(self, image: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        features = self.model.backbone(image)  # [1, C, h, w]
+        similarity = self.similarity(features, audio)[:, 0]  # [1, h, w]
+        if self.refinement is None:
+            heatmap = minmax(similarity)  # [1, h, w]
+        else:
+            heatmap = self.refinement(image, similarity)  # [1, H/4, W/4]
+        coarse = similarity[:, None] * self.inverse_tau  # [1, 1, h, w]
+        if self.segmentation is None:
+            return heatmap[:, None], coarse
+        mask = self.segmentation(image, features, similarity)[:, None]  # [1, 1, H/4, W/4]
+        return heatmap[:, None], mask, coarse
 
     def similarity(self, features: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         """Backbone features [1, C, h, w] + log-mel -> cosine map [1, 1, h, w]."""
@@ -70,39 +96,49 @@ class ExportedLocalizer(nn.Module):
         return (visual * sound[:, :, None, None]).sum(dim=1, keepdim=True)  # [1, 1, h, w]
 
 
-class ExportedSoundingPixels(ExportedLocalizer):
-    """(image, log-mel) -> (heatmap logits, SPS mask logits): one backbone pass feeds both."""
-
-    output_names = (HEATMAP_OUTPUT, MASK_OUTPUT)
-
-    def __init__(self, model: Localizer, segmentation: nn.Module, tau: float) -> None:
-        super().__init__(model, tau)
-        self.segmentation = segmentation.eval()
-
-    def forward(
-        self, image: torch.Tensor, audio: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.model.backbone(image)  # [1, C, h, w]
-        similarity = self.similarity(features, audio)  # [1, 1, h, w]
-        mask = self.segmentation(image, features, similarity[:, 0])[:, None]  # [1, 1, H/4, W/4]
-        return similarity * self.inverse_tau, mask
-
-
-def deployable_graph(checkpoint: str | Path) -> tuple[ExportedLocalizer, TrainConfig]:
-    """The graph of a localizer checkpoint, or of a `uspl` run's SPS checkpoint (with mask)."""
+def deployable_graph(
+    checkpoint: str | Path, walk_steps: int | None = None, walk_radius: int | None = None
+) -> tuple[ExportedLocalizer, TrainConfig]:
+    """The graph of a localizer checkpoint, or of a `uspl` run's SMR (refined heatmap) or SPS
+    checkpoint (refined heatmap and mask); the walk is the run's unless overridden."""
     state = read_checkpoint(checkpoint)
-    if state.get("stage") == "smr":
-        raise ValueError(
-            f"{checkpoint} is an SMR checkpoint: the random walk is a training-time step. Export "
-            "the run's best.pt (its SPS stage, with a mask output) or its coarse/best.pt"
+    if walk_steps is not None and walk_steps < 1:
+        raise ValueError(f"--walk-steps must be >= 1 (steps of the random walk); got {walk_steps}")
+    if "stage" in state:
+        model, refinement, segmentation, config = load_pixel_graph(
+            state, str(checkpoint), walk_steps, walk_radius
         )
-    if state.get("stage") == "sps":
-        from soundloc_training.sounding_pixels import load_stage
-
-        _, model, segmentation, config = load_stage(state)
-        return ExportedSoundingPixels(model, segmentation, config.tau).eval(), config
+        return ExportedLocalizer(model, config.tau, refinement, segmentation).eval(), config
+    if walk_steps is not None or walk_radius is not None:
+        raise ValueError(
+            f"{checkpoint} is a plain localizer checkpoint, which has no random walk; leave out "
+            "--walk-steps / --walk-radius, or export a uspl run's smr/best.pt or best.pt"
+        )
     model, config = load_model(state)
     return ExportedLocalizer(model, config.tau).eval(), config
+
+
+def meanings(graph: ExportedLocalizer, config: TrainConfig) -> dict[str, str]:
+    """bundle.json's words for each output of the graph."""
+    relative = "min-max normalized within the frame (a constant map is all zeros): relative, "
+    relative += "not calibrated; the evaluation protocol reads it as sounding above 0.5"
+    refinement = graph.refinement
+    if refinement is None:
+        heatmap = f"the coarse audio-visual similarity map, {relative}"
+    else:
+        walk = refinement.walk
+        heatmap = (
+            f"SMR's refined map: the coarse map walked {walk.steps} steps (radius "
+            f"{walk.radius}, beta {walk.beta:g}) on the affinity head's affinities, {relative}"
+        )
+    return {
+        HEATMAP_OUTPUT: heatmap,
+        MASK_OUTPUT: "SPS segmentation head's logits: sounding where sigmoid(mask) > 0.5",
+        COARSE_OUTPUT: (
+            f"coarse cosine similarity / tau ({config.tau:g}): the contrastive loss's logits, "
+            "for debugging; a sigmoid saturates them"
+        ),
+    }
 
 
 def example_inputs(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,12 +171,18 @@ def describe(graph: ExportedLocalizer, config: TrainConfig, source: str) -> Mode
     """bundle.json for the graph (checksums are filled in when it is written)."""
     image, audio = example_inputs(config)
     with torch.no_grad():
-        outputs = graph(image, audio)
-    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-    heatmap_shape = tuple(outputs[0].shape)
-    mask = None
-    if len(outputs) > 1:
-        mask = OutputSpec(TensorSpec(MASK_OUTPUT, tuple(outputs[1].shape)), values="logit")
+        shapes = [tuple(output.shape) for output in graph(image, audio)]
+    words = meanings(graph, config)
+    outputs = {
+        name: OutputSpec(TensorSpec(name, shape), "probability" if name == HEATMAP_OUTPUT
+                         else "logit", words[name])
+        for name, shape in zip(graph.output_names, shapes, strict=True)
+    }  # fmt: skip
+    training = {"method": config.method, "data": config.data, "backbone": config.backbone,
+                "tau": config.tau, "checkpoint": source}  # fmt: skip
+    if graph.refinement is not None:
+        walk = graph.refinement.walk
+        training["walk"] = {"steps": walk.steps, "radius": walk.radius, "beta": walk.beta}
     backbone = graph.model.backbone
     return ModelBundle(
         image=ImageInputSpec(
@@ -148,15 +190,10 @@ def describe(graph: ExportedLocalizer, config: TrainConfig, source: str) -> Mode
         ),
         audio=TensorSpec(AUDIO_INPUT, tuple(audio.shape)),
         audio_frontend=config.audio_frontend,
-        heatmap=OutputSpec(TensorSpec(HEATMAP_OUTPUT, heatmap_shape), values="logit"),
-        mask=mask,
-        training={
-            "method": config.method,
-            "data": config.data,
-            "backbone": config.backbone,
-            "tau": config.tau,
-            "checkpoint": source,
-        },
+        heatmap=outputs[HEATMAP_OUTPUT],
+        mask=outputs.get(MASK_OUTPUT),
+        coarse=outputs[COARSE_OUTPUT],
+        training=training,
         opset=OPSET,
     )
 
@@ -196,17 +233,17 @@ def max_difference(reference: ExportedLocalizer, run, inputs: list[dict[str, np.
     for feed in inputs:
         with torch.no_grad():
             expected = reference(*(torch.from_numpy(v) for v in feed.values()))
-        expected = expected if isinstance(expected, tuple) else (expected,)
         for got, want in zip(run(feed), expected, strict=True):
             worst = max(worst, float(np.abs(got - want.numpy()).max()))
     return worst
 
 
 def export_bundle(
-    checkpoint: str | Path, out: str | Path, data: str | None = None, frames: int = 8
-) -> tuple[ModelBundle, dict[str, float]]:
+    checkpoint: str | Path, out: str | Path, data: str | None = None, frames: int = 8,
+    walk_steps: int | None = None, walk_radius: int | None = None,
+) -> tuple[ModelBundle, dict[str, float]]:  # fmt: skip
     """Export, write and verify; returns the loaded bundle and the measured differences."""
-    graph, config = deployable_graph(checkpoint)
+    graph, config = deployable_graph(checkpoint, walk_steps, walk_radius)
     onnx_model = fold_constants(export_onnx(graph, config))
     problems = tensorrt_problems(onnx_model)
     if problems:
@@ -225,8 +262,7 @@ def export_bundle(
 
     @torch.no_grad()
     def run_program(feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-        outputs = exported_program(*(torch.from_numpy(v) for v in feed.values()))
-        return [o.numpy() for o in (outputs if isinstance(outputs, tuple) else (outputs,))]
+        return [o.numpy() for o in exported_program(*(torch.from_numpy(v) for v in feed.values()))]
 
     def run_onnx(feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         outputs = onnx_runtime.run(feed)
@@ -253,9 +289,17 @@ def main(argv: list[str] | None = None) -> int:
         "--data", help="KIND:PATH of frames to verify on (default: the checkpoint's benchmark)"
     )
     parser.add_argument("--frames", type=int, default=8, help="frames to verify on")
+    parser.add_argument(
+        "--walk-steps", type=int, help="uspl checkpoints: random-walk steps (default: the run's)"
+    )
+    parser.add_argument(
+        "--walk-radius", type=int, help="uspl checkpoints: random-walk radius (default: the run's)"
+    )
     args = parser.parse_args(argv)
     try:
-        bundle, differences = export_bundle(args.checkpoint, args.out, args.data, args.frames)
+        bundle, differences = export_bundle(
+            args.checkpoint, args.out, args.data, args.frames, args.walk_steps, args.walk_radius
+        )
     except CheckpointError as error:
         print(f"soundloc-export: {error}", file=sys.stderr)
         return 2
@@ -263,8 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"soundloc-export: {error}", file=sys.stderr)
         return 1
     shapes = {"image": bundle.image.tensor.shape, "audio": bundle.audio.shape}
-    mask = f", mask {bundle.mask.tensor.shape}" if bundle.mask else ""
-    print(f"wrote {args.out}: inputs {shapes}, heatmap {bundle.heatmap.tensor.shape}{mask}")
+    outputs = ", ".join(f"{key} {spec.tensor.shape}" for key, spec in bundle.outputs.items())
+    print(f"wrote {args.out}: inputs {shapes}, outputs {outputs}")
     print(
         "max |difference| to PyTorch: " + ", ".join(f"{k} {v:.2e}" for k, v in differences.items())
     )

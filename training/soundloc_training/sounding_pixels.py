@@ -11,10 +11,12 @@ USPL (Zhang et al., EMNLP 2023), built from its abstract and AffinityNet (notes/
    (> affinity_fg_threshold) and non-sounding (< affinity_bg_threshold) regions. The affinity
    head (image + the frozen backbone's low-level features) learns from labelled pairs up to
    pair_radius apart (losses/affinity.py); the coarse map is then propagated by the random walk
-   on its affinities within affinity_radius (affinity.refine) into the refined map.
+   on its affinities within affinity_radius (refinement.py) into the refined map.
 3. OUT/sps/: SPS. The segmentation head (image, backbone features, the coarse map of the audio)
    learns the refined maps of the training frames as pseudo-masks (losses/segmentation.py); at
    run time it gives the mask in the same forward pass as the heatmap (soundloc-export).
+   Its checkpoints carry the SMR head too (`affinity`), so OUT/best.pt alone exports the robot's
+   whole graph: the refined heatmap, the mask and the coarse map.
 
 Stage checkpoints hold the frozen coarse model too, so each one is evaluated alone:
 `soundloc-eval --checkpoint OUT/smr/best.pt` scores the refined maps (a heatmap method) and
@@ -42,7 +44,7 @@ from tqdm import tqdm
 from soundloc_ros.core.atomic import atomic_write_bytes, atomic_write_text
 from soundloc_ros.core.metrics import mask_iou, prepare_heatmap
 from soundloc_ros.core.preprocess import normalize_images
-from soundloc_training.affinity import disk_offsets, pair_affinities, pair_labels, refine
+from soundloc_training.affinity import RandomWalk, disk_offsets, pair_affinities, pair_labels
 from soundloc_training.checkpoints import (
     CheckpointError,
     load_model,
@@ -63,6 +65,7 @@ from soundloc_training.models.pixel_heads import (
     normalized_map,
 )
 from soundloc_training.pseudo_labels import confident_regions
+from soundloc_training.refinement import Refinement, refined_map
 from soundloc_training.train import epoch_batches, learning_rate_factor, optimize_epoch
 from soundloc_training.visualize import save_stage_sheet
 
@@ -83,7 +86,7 @@ class PixelInputs:
         self.table = table
         self.visual = VisualInputs(localizer, table, config)
         self.coarse = torch.from_numpy(predict_heatmaps(localizer, self.visual, table, config))
-        self.backbone = localizer.backbone
+        self.localizer, self.backbone = localizer, localizer.backbone
         self.mean, self.std = self.backbone.mean, self.backbone.std
         self.grid = (config.image_size // PIXEL_STRIDE,) * 2
 
@@ -116,13 +119,6 @@ def _flip_maps(maps: torch.Tensor, flip: np.ndarray) -> torch.Tensor:
     mirror = torch.from_numpy(flip)
     maps[mirror] = maps[mirror].flip(-1)
     return maps
-
-
-def minmax(maps: torch.Tensor) -> torch.Tensor:
-    """[B, H, W] -> each map min-max normalized to [0, 1]."""
-    low = maps.flatten(1).amin(1)[:, None, None]
-    span = (maps.flatten(1).amax(1)[:, None, None] - low).clamp_min(1e-6)
-    return (maps - low) / span
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,18 +196,30 @@ def walked_maps(
     offsets = disk_offsets(radius)
     features = head(images, inputs.low_level(images))  # [B, C, H, W]
     affinities = pair_affinities(features, offsets)  # [B, P, H, W]
-    start = normalized_map(coarse, inputs.grid)[:, 0]  # [B, H, W]
-    return [minmax(refine(start, affinities, offsets, beta, steps)) for beta, steps in walks]
+    return [refined_map(coarse, affinities, RandomWalk(inputs.grid, offsets, beta, steps))
+            for beta, steps in walks]  # fmt: skip
+
+
+def refinement(
+    head: AffinityHead, localizer: Localizer, config: TrainConfig, steps: int | None = None,
+    radius: int | None = None,
+) -> Refinement:  # fmt: skip
+    """The config's SMR refinement (walk steps and radius overridable, e.g. by the export)."""
+    radius = config.affinity_radius if radius is None else radius
+    steps = config.walk_steps if steps is None else steps
+    return Refinement(head, localizer.backbone, config.image_size, radius, config.affinity_beta,
+                      steps)  # fmt: skip
 
 
 @torch.no_grad()
 def refined_maps(head: AffinityHead, inputs: PixelInputs, config: TrainConfig) -> torch.Tensor:
-    """Every frame's coarse map refined by the random walk of the config: [N, H, W]."""
-    head.eval()
-    walk = [(config.affinity_beta, config.walk_steps)]
+    """Every frame's coarse map refined by the config's random walk: [N, H, W], the same module
+    as the exported graph's heatmap."""
+    refine = refinement(head.eval(), inputs.localizer, config)
     maps = []
     for indices in tqdm(inputs.batches(), desc="SMR random walk", leave=False):
-        maps += walked_maps(head, inputs, indices, config.affinity_radius, walk)
+        images, _, coarse = inputs.batch(indices)
+        maps.append(refine(images, coarse))  # [B, H, W]
     return torch.cat(maps)
 
 
@@ -280,6 +288,31 @@ def load_stage(
     return checkpoint["stage"], localizer, head.eval(), config
 
 
+def smr_head_state(checkpoint: dict, source: str) -> dict:
+    """The SMR affinity head's weights: an SMR checkpoint's head, or the copy an SPS one carries."""
+    if checkpoint["stage"] == "smr":
+        return checkpoint["head"]
+    if "affinity" not in checkpoint:
+        raise ValueError(
+            f"{source} is an SPS checkpoint without the SMR head (written before SPS checkpoints "
+            "carried it); retrain its SPS stage: delete OUT/sps and OUT/best.pt, then run "
+            "soundloc-train CONFIG --resume (the coarse and SMR stages are reused)"
+        )
+    return checkpoint["affinity"]
+
+
+def load_pixel_graph(
+    checkpoint: dict, source: str, steps: int | None = None, radius: int | None = None
+) -> tuple[Localizer, Refinement, nn.Module | None, TrainConfig]:
+    """(coarse localizer, SMR refinement, SPS head or None for SMR, config) of a stage
+    checkpoint: what the exported graph runs."""
+    stage, localizer, head, config = load_stage(checkpoint)
+    affinity = build_head("smr", localizer, config)
+    affinity.load_state_dict(smr_head_state(checkpoint, source))
+    segmentation = head if stage == "sps" else None
+    return localizer, refinement(affinity, localizer, config, steps, radius), segmentation, config
+
+
 def stage_method(checkpoint: dict) -> str:
     """The results-row name of a stage checkpoint: `<coarse method>+smr`, or the run's method."""
     if checkpoint["stage"] == "smr":
@@ -314,10 +347,11 @@ def fit_head(
     validate: Callable[[], dict[str, float]] | None,
     resume: bool,
     stop_after: int | None,
+    carried: dict[str, object] | None = None,
 ) -> dict[str, object]:
     """Train `step.head` for `epochs` in OUT/<stage>/ (log.jsonl, last.pt, best.pt); returns
     the stage summary. best.pt is the epoch with the best val mIoU when `validate` is given,
-    else the last epoch."""
+    else the last epoch. `carried` goes into every checkpoint as it is (SPS: the SMR head)."""
     out = config.out_path / stage
     if not resume and (out / "last.pt").exists():
         raise FileExistsError(
@@ -357,7 +391,7 @@ def fit_head(
             best = {"epoch": epoch, **val}
         content = {"config": asdict(config), "stage": stage, "coarse": coarse,
                    "head": head.state_dict(), "epoch": epoch, "best": best,
-                   "elapsed_s": elapsed}  # fmt: skip
+                   "elapsed_s": elapsed, **(carried or {})}  # fmt: skip
         if improved:
             save_checkpoint(out / "best.pt", **content)
         save_checkpoint(out / "last.pt", **content, optimizer=optimizer.state_dict(),
@@ -473,7 +507,8 @@ def run_sounding_pixels(
     sps_step = SegmentationStep(segmentation, train, refined, config)
     validation = validate if labelled else None
     stages["sps"] = fit_head("sps", sps_step, len(train.table), config, config.sps_epochs,
-                             coarse, validation, resume, stop_after)  # fmt: skip
+                             coarse, validation, resume, stop_after,
+                             {"affinity": affinity.state_dict()})  # fmt: skip
     if stages["sps"]["epochs_done"] < config.sps_epochs:
         return {"stage": "sps", "epochs_done": stages["sps"]["epochs_done"]}
 

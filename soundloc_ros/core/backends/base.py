@@ -61,9 +61,7 @@ def warm_up(backend: InferenceBackend) -> None:
             f"{bundle.onnx_path}: a test inference failed ({type(error).__name__}: {error}); "
             "re-export the bundle"
         ) from None
-    for spec in (bundle.heatmap, bundle.mask):
-        if spec is None:
-            continue
+    for spec in bundle.outputs.values():
         values = raw.get(spec.tensor.name)
         size = int(np.prod(spec.tensor.shape))
         if values is None or np.size(values) != size:
@@ -79,10 +77,8 @@ def warm_up(backend: InferenceBackend) -> None:
 
 
 def output_names(bundle: ModelBundle) -> list[str]:
-    names = [bundle.heatmap.tensor.name]
-    if bundle.mask is not None:
-        names.append(bundle.mask.tensor.name)
-    return names
+    """The graph's output tensors, in its order: heatmap, then mask and coarse where present."""
+    return [spec.tensor.name for spec in bundle.outputs.values()]
 
 
 def output_plane(values: np.ndarray, spec: OutputSpec) -> np.ndarray:

@@ -63,9 +63,7 @@ class OnnxRuntimeBackend(InferenceBackend):
         and dtypes, inputs and outputs (a bundle that lies would fail on every frame)."""
         bundle = self.bundle
         declared = {bundle.image.tensor.name: bundle.image.tensor, bundle.audio.name: bundle.audio}
-        for spec in (bundle.heatmap, bundle.mask):
-            if spec is not None:
-                declared[spec.tensor.name] = spec.tensor
+        declared.update({spec.tensor.name: spec.tensor for spec in bundle.outputs.values()})
         graph = {t.name: t for t in (*self.session.get_inputs(), *self.session.get_outputs())}
         for name, spec in declared.items():
             found = graph.get(name)

@@ -100,9 +100,8 @@ def check_engine_io(engine: Any, trt: ModuleType, bundle: ModelBundle) -> dict[s
         found[name] = (shape, np.dtype(trt.nptype(engine.get_tensor_dtype(name))), is_input)
     expected = {bundle.image.tensor.name: (bundle.image.tensor.shape, True)}
     expected[bundle.audio.name] = (bundle.audio.shape, True)
-    for spec in (bundle.heatmap, bundle.mask):
-        if spec is not None:
-            expected[spec.tensor.name] = (spec.tensor.shape, False)
+    for spec in bundle.outputs.values():
+        expected[spec.tensor.name] = (spec.tensor.shape, False)
     for name, (shape, is_input) in expected.items():
         if name not in found:
             raise BundleError(
