@@ -48,3 +48,19 @@ def test_live_replay_reports_a_node_that_cannot_start(tmp_path, capsys):
                  "--image-topic", topics.image, "--audio-topic", topics.audio])  # fmt: skip
     assert code == 2
     assert "missing" in capsys.readouterr().err  # the bundle path, named before any node starts
+
+
+def test_live_replay_skips_lists_and_survives_an_undecodable_message(tiny_bundle, tmp_path, capsys):
+    topics = Topics()
+    scene = make_scene(n_frames=6, seed=5)
+    bag = write_scene_bag(
+        tmp_path / "bag", scene, topics, "mcap", corrupt=frozenset({("image", 2)})
+    )
+    report = replay(capsys, bag, "--bundle", tiny_bundle.directory, "--backend", "onnxruntime",
+                    "--image-topic", topics.image, "--camera-info-topic", topics.camera_info,
+                    "--audio-topic", topics.audio, "--audio-info-topic", topics.audio_info,
+                    "--live", "--speed", "2", "--out", tmp_path / "live")  # fmt: skip
+    assert report["drops"]["undecodable"] == 1
+    (listed,) = report["errors"]["undecodable"]
+    assert listed["topic"] == topics.image and "does not deserialize" in listed["reason"]
+    assert report["counts"]["outputs"] == 5  # every other frame was localized
