@@ -14,10 +14,11 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from soundloc_ros.core.atomic import atomic_write_bytes
-from soundloc_ros.core.postprocess import resize_bilinear
+from soundloc_ros.core.postprocess import overlay, resize_bilinear
 
 WHITE = (255, 255, 255)
 HIT, MISS = (0, 255, 0), (255, 0, 0)
+MASK_OUTLINE = (0, 255, 255)  # cyan: the published mask, distinct from the white ground truth
 
 
 def mask_edges(mask: np.ndarray) -> np.ndarray:
@@ -36,6 +37,14 @@ def draw_outline(image: np.ndarray, mask: np.ndarray, colour=WHITE) -> np.ndarra
     marked = image.copy()
     marked[mask_edges(inside)] = colour
     return marked
+
+
+def localization_overlay(
+    rgb: np.ndarray, heatmap: np.ndarray, mask: np.ndarray, alpha: float = 0.6
+) -> np.ndarray:
+    """What the node publishes on ~/overlay and replay draws: the heatmap blended over the frame
+    and the mask's outline on top (cyan), so both outputs are read from one picture."""
+    return draw_outline(overlay(rgb, heatmap, alpha), mask, MASK_OUTLINE)
 
 
 def draw_marker(image: np.ndarray, u: float, v: float, colour, radius: int = 3) -> np.ndarray:

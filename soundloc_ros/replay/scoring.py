@@ -30,11 +30,12 @@ from soundloc_ros.core.pictures import (
     MISS,
     draw_marker,
     draw_outline,
+    localization_overlay,
     save_gif,
     save_png,
     tile_grid,
 )
-from soundloc_ros.core.postprocess import bearing_from_pixel, overlay, resize_bilinear
+from soundloc_ros.core.postprocess import bearing_from_pixel, resize_bilinear
 from soundloc_ros.replay.bag import StampKey
 
 MAX_WAITING = 600  # outputs or masks waiting for their partner (20 s of 30 Hz video)
@@ -196,10 +197,12 @@ class _Picture:
     truth: np.ndarray | None = None
 
     def render(self) -> tuple[np.ndarray, str]:
-        """Heatmap overlay, the true object outlined, the peak green on it or red off it."""
+        """Heatmap overlay with the mask outlined (cyan), the true object outlined (white), the
+        peak green on it or red off it."""
         size = self.rgb.shape[:2]
         heatmap = resize_bilinear(self.output.heatmap, *size)
-        tile, label = overlay(self.rgb, heatmap, 0.6), f"#{self.index}"
+        tile = localization_overlay(self.rgb, heatmap, self.output.mask)
+        label = f"#{self.index}"
         if self.truth is not None and self.truth.any():
             truth = resize_nearest(self.truth, *size)
             row, col = self.output.peak_cell(*size)

@@ -44,7 +44,7 @@ from soundloc_ros.core.health import PeriodCounts, assess
 from soundloc_ros.core.image_codec import camera_encoding_spec, to_rgb8
 from soundloc_ros.core.pairing import FrameScheduler, PairedFrame, PairingConfig
 from soundloc_ros.core.pcm import AudioStreamFormat, PcmFormatError, decode_chunk
-from soundloc_ros.core.postprocess import overlay
+from soundloc_ros.core.pictures import localization_overlay
 from soundloc_ros.ros.conversions import (
     image_to_numpy,
     numpy_to_image,
@@ -288,7 +288,9 @@ class LocalizerNode(Node):
         self.mask_pub.publish(numpy_to_image(mask, "mono8", header))
         if self.overlay_pub.get_subscription_count() > 0:
             rgb = to_rgb8(frame, encoding)
-            blended = overlay(rgb, result.heatmap, self.param("overlay_alpha"))
+            blended = localization_overlay(
+                rgb, result.heatmap, result.mask, self.param("overlay_alpha")
+            )
             self.overlay_pub.publish(numpy_to_image(blended[..., ::-1], "bgr8", header))
         marker = Marker(header=header, ns="soundloc", id=0)
         direction = result.bearing(self.camera)
