@@ -167,8 +167,11 @@ def export_torch_program(graph: ExportedLocalizer, config: TrainConfig) -> bytes
     return buffer.getvalue()
 
 
-def describe(graph: ExportedLocalizer, config: TrainConfig, source: str) -> ModelBundle:
-    """bundle.json for the graph (checksums are filled in when it is written)."""
+def describe(
+    graph: ExportedLocalizer, config: TrainConfig, source: str, val: dict | None = None
+) -> ModelBundle:
+    """bundle.json for the graph (checksums are filled in when it is written); `val`: the
+    checkpoint's validation figures (the epoch it was chosen at), recorded with the method."""
     image, audio = example_inputs(config)
     with torch.no_grad():
         shapes = [tuple(output.shape) for output in graph(image, audio)]
@@ -179,7 +182,7 @@ def describe(graph: ExportedLocalizer, config: TrainConfig, source: str) -> Mode
         for name, shape in zip(graph.output_names, shapes, strict=True)
     }  # fmt: skip
     training = {"method": config.method, "data": config.data, "backbone": config.backbone,
-                "tau": config.tau, "checkpoint": source}  # fmt: skip
+                "tau": config.tau, "checkpoint": source, "val": val or {}}  # fmt: skip
     if graph.refinement is not None:
         walk = graph.refinement.walk
         training["walk"] = {"steps": walk.steps, "radius": walk.radius, "beta": walk.beta}
@@ -252,7 +255,8 @@ def export_bundle(
             + "\n  ".join(problems)
         )
     program = export_torch_program(graph, config)
-    write_bundle(out, describe(graph, config, str(checkpoint)), onnx_model, program)
+    val = read_checkpoint(checkpoint).get("best", {})
+    write_bundle(out, describe(graph, config, str(checkpoint), val), onnx_model, program)
     bundle = load_bundle(out)
 
     table = verification_frames(config, data, frames)
