@@ -40,11 +40,25 @@ def step(output: str, command: list[str]) -> list[str]:
     return command
 
 
-def replay(bundle: str, name: str) -> dict:
-    out = f"replay_output/selftrain_{name}"
-    command = ["soundloc-replay-eval", TEST_BAG, "--bundle", bundle, "--out", out, "--quiet"]
+def replay(bundle: str, name: str, bag: str = TEST_BAG) -> dict:
+    """soundloc-replay-eval of `bundle` on `bag` (offline), with the command that reproduces it."""
+    out = f"replay_output/{name}"
+    command = ["soundloc-replay-eval", bag, "--bundle", bundle, "--out", out, "--quiet"]
     report = json.loads(sh(command).strip().splitlines()[-1])
     return {"command": shlex.join(command), **report}
+
+
+def describe(record: dict) -> str:
+    """The paragraph RESULTS.md shows above the self-training table."""
+    ingest, finetune = record.get("ingest") or {}, record["finetune"]
+    return (
+        f"{record['evaluation']}. The starting checkpoint is fine-tuned on the TuxAV train split "
+        f"recorded as a bag and ingested without its labels ({ingest.get('kept', '?')} of "
+        f"{ingest.get('frames_in_bag', '?')} frames kept: {ingest.get('duplicate', 0)} "
+        f"near-duplicates and {ingest.get('silent', 0)} silent dropped), best.pt chosen by "
+        f"label-free val retrieval accuracy ({finetune['best'].get('retrieval_acc')}); training "
+        f"steps {finetune['train_time_s'] / 60:.1f} min."
+    )
 
 
 def main() -> int:
@@ -85,10 +99,12 @@ def main() -> int:
         },
         "steps": [shlex.join(c) for c in commands],
         "rows": {
-            "synthav checkpoint (start)": replay(start_bundle, "start"),
-            "+ fine-tuned on ingested TuxAV bags": replay(tuned_bundle, "tuned"),
+            "synthav checkpoint (start)": replay(start_bundle, "selftrain_start"),
+            "+ fine-tuned on ingested TuxAV bags": replay(tuned_bundle, "selftrain_tuned"),
         },
     }
+    record.update(title="Self-training from recordings: tuxav test, replayed as a bag",
+                  description=describe(record))  # fmt: skip
     out = ROOT / "results" / "replay" / "selftrain_tuxav_test.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2) + "\n")

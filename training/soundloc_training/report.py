@@ -122,23 +122,15 @@ REPLAY_METRICS = ("ciou", "auc", "miou", "fscore", "mask_miou", "peak_in_object"
 
 
 def render_replay(records: list[dict[str, object]]) -> str:
-    """Tables of replay evaluations (results/replay/*.json, scripts/reproduce_self_training.py):
-    bundles measured by soundloc-replay-eval on a recorded bag, one row per bundle."""
+    """Tables of replay evaluations (results/replay/*.json, written by scripts/reproduce_*.py):
+    bundles measured by soundloc-replay-eval on a recorded bag, one row per bundle, under the
+    record's title and description."""
     sections = []
     for record in records:
-        ingest, finetune = record.get("ingest") or {}, record.get("finetune") or {}
         lines = [
-            f"### Self-training from recordings: {record['benchmark']} {record['split']}, "
-            "replayed as a bag",
+            f"### {record['title']}",
             "",
-            f"{record['evaluation']}. The starting checkpoint is fine-tuned on the TuxAV train "
-            f"split recorded as a bag and ingested without its labels ({ingest.get('kept', '?')} "
-            f"of {ingest.get('frames_in_bag', '?')} frames kept: {ingest.get('duplicate', 0)} "
-            f"near-duplicates and {ingest.get('silent', 0)} silent dropped), best.pt chosen by "
-            f"label-free val retrieval accuracy ({finetune.get('best', {}).get('retrieval_acc')})"
-            f"; training steps {finetune.get('train_time_s', 0) / 60:.1f} min. Steps: "
-            + "; ".join(f"`{step}`" for step in record["steps"])
-            + ".",
+            record["description"] + " Steps: " + "; ".join(f"`{s}`" for s in record["steps"]) + ".",
             "",
             "| bundle | cIoU | AUC | mIoU | F-score | mask mIoU | peak on object | "
             "bearing error (median) | frames | reproduce |",
