@@ -1,12 +1,13 @@
 """Demo: soundloc_node localizes sounding objects in a rosbag of TuxAV scenes it has never seen.
 
-`make demo` exports the default bundle (the committed TuxAV baseline), records twelve unseen
+`make demo` exports the default bundle (the committed TuxAV uspl run), records twelve unseen
 TuxAV clips as a rosbag2 the way a robot would (camera frames with CameraInfo, 20 ms microphone
 chunks with AudioInfo, and the true sounding-object masks on their own topic), then replays that
 bag in real time over DDS into a `soundloc_node` process and scores what the node publishes:
 `soundloc-replay-eval bags/demo_tuxav --bundle bundles/default --live`. It prints the scores and
-latency and writes demo_output/contact_sheet.png (heatmap overlays; the true object outlined in
-white, the node's peak green when on it, red when not) and demo_output/overlay.gif.
+latency and writes demo_output/contact_sheet.png (heatmap overlays with the mask outlined in
+cyan; the true object outlined in white, the node's peak green when on it, red when not) and
+demo_output/overlay.gif.
 The bag is kept, so later runs skip straight to the replay.
 """
 

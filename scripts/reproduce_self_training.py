@@ -48,6 +48,14 @@ def replay(bundle: str, name: str, bag: str = TEST_BAG) -> dict:
     return {"command": shlex.join(command), **report}
 
 
+def write_record(name: str, record: dict) -> None:
+    """results/replay/NAME: one replay table of RESULTS.md (rendered by reproduce_results.py)."""
+    out = ROOT / "results" / "replay" / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
 def describe(record: dict) -> str:
     """The paragraph RESULTS.md shows above the self-training table."""
     ingest, finetune = record.get("ingest") or {}, record["finetune"]
@@ -105,10 +113,7 @@ def main() -> int:
     }
     record.update(title="Self-training from recordings: tuxav test, replayed as a bag",
                   description=describe(record))  # fmt: skip
-    out = ROOT / "results" / "replay" / "selftrain_tuxav_test.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_record("selftrain_tuxav_test.json", record)
     return 0
 
 

@@ -11,12 +11,11 @@ results/replay/shipped_bundle_tuxav_test.json (rendered into RESULTS.md by repro
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from pathlib import Path
 
-from reproduce_self_training import ROOT, TEST_BAG, replay, step
+from reproduce_self_training import TEST_BAG, replay, step, write_record
 
 BUNDLES = {  # row name -> (checkpoint, bundle directory)
     "previous default: baseline (models/tuxav_baseline.pt)": (
@@ -54,10 +53,7 @@ def main() -> int:
         "steps": [shlex.join(c) for c in commands],
         "rows": rows,
     }
-    out = ROOT / "results" / "replay" / "shipped_bundle_tuxav_test.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_record("shipped_bundle_tuxav_test.json", record)
     return 0
 
 
