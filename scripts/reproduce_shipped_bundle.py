@@ -48,7 +48,7 @@ def main() -> int:
             "through the node's own pipeline: the heatmap and mask columns score what the node "
             "publishes (the heatmap min-max normalized within the frame; the mask is the SPS "
             "head's for uspl, the heatmap above mask_threshold for the baseline); the peak is "
-            "the heatmap's, the bearing is toward it"
+            "the heatmap's, the bearing is toward it."
         ),
         "steps": [shlex.join(c) for c in commands],
         "rows": rows,
