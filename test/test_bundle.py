@@ -247,3 +247,33 @@ def test_the_warm_up_inference_refuses_outputs_of_the_wrong_size(tiny_bundle):
     with pytest.raises(BundleError, match=re.escape("gave shape [783] in a test inference")):
         warm_up(WrongShapeEngine(tiny_bundle))
     warm_up(OnnxRuntimeBackend(tiny_bundle))  # the real graph passes
+
+
+def test_the_detection_section_round_trips_with_its_calibration(tmp_path):
+    from soundloc_ros.core.detection import SourceDetection
+
+    detection = SourceDetection(
+        threshold=0.42, scale=0.03, false_alarm_rates={"mismatched": 0.15, "noise": 0.05},
+        calibration={"n_frames": 10, "above_threshold": {"matched": 0.9}},
+    )  # fmt: skip
+    write_tiny_bundle(tmp_path, detection=detection)
+    assert load_bundle(tmp_path).detection == detection
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d["detection"].update(threshold=7), "cosine in"),
+        (lambda d: d["detection"].update(scale="x"), "detection.scale must be"),
+        (lambda d: d["detection"].pop("threshold"), "detection.threshold is missing"),
+        (lambda d: d["detection"].update(false_alarm_rates={"noise": "low"}), "map kinds"),
+        (lambda d: d["outputs"].pop("coarse"), "needs a `coarse` output"),
+    ],
+)
+def test_bad_detection_fields_are_named(tmp_path, edit, message):
+    from soundloc_ros.core.detection import SourceDetection
+
+    write_tiny_bundle(tmp_path, detection=SourceDetection(threshold=0.4, scale=0.03))
+    edit_json(tmp_path, edit)
+    with pytest.raises(BundleError, match=message):
+        load_bundle(tmp_path, verify_checksum=False)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from soundloc_ros.core.backends import Localizer, create_backend
-from soundloc_ros.core.frame_pipeline import CameraModel, FramePipeline
+from soundloc_ros.core.frame_pipeline import SILENCE, CameraModel, FramePipeline
 
 RATE = 16000
 
@@ -51,7 +51,8 @@ def test_bgr_frames_are_read_in_their_own_channel_order(pipeline):
 def test_silence_gives_the_no_source_answer(pipeline):
     pipeline.silence_threshold_db = -40.0
     result = pipeline.process(np.full((48, 64, 3), 200, np.uint8), "rgb8", tone(level=0.001), RATE)
-    assert result.silent and not result.heatmap.any() and not result.mask.any()
+    assert result.no_source == SILENCE and result.score is None
+    assert not result.heatmap.any() and not result.mask.any()
     assert result.peak is None and result.bearing(camera()) is None
 
 
@@ -78,3 +79,41 @@ def test_a_bearing_maps_back_to_its_pixel_through_binning():
 
 def test_an_uncalibrated_camera_info_gives_no_camera_model():
     assert CameraModel.from_camera_info([0.0] * 9, 480, 640) is None
+
+
+def detecting_pipeline(directory, threshold: float) -> FramePipeline:
+    from tiny_bundle import write_tiny_bundle
+
+    from soundloc_ros.core.bundle import load_bundle
+    from soundloc_ros.core.detection import SourceDetection
+
+    write_tiny_bundle(directory, detection=SourceDetection(threshold=threshold, scale=0.01))
+    return FramePipeline(Localizer(create_backend(load_bundle(directory), "onnxruntime")))
+
+
+def test_below_the_bundles_threshold_a_frame_has_no_source_but_keeps_its_score(tmp_path):
+    from soundloc_ros.core.frame_pipeline import BELOW_THRESHOLD
+
+    frame = np.full((48, 64, 3), 200, np.uint8)
+    open_gate = detecting_pipeline(tmp_path / "open", threshold=-1.0)
+    loud = open_gate.process(frame, "rgb8", tone(level=0.3), RATE)
+    quiet = open_gate.process(frame, "rgb8", tone(level=0.003), RATE)
+    assert loud.score > quiet.score  # the tiny graph's score grows with the log-mel level
+    assert loud.no_source is None and quiet.no_source is None  # -1: every frame has a source
+    middle = (loud.score + quiet.score) / 2
+    pipeline = detecting_pipeline(tmp_path / "calibrated", threshold=middle)
+    heard = pipeline.process(frame, "rgb8", tone(level=0.3), RATE)
+    assert heard.no_source is None and heard.score == pytest.approx(loud.score)
+    assert heard.peak is not None and heard.bearing(camera()) is not None
+    missed = pipeline.process(frame, "rgb8", tone(level=0.003), RATE)
+    assert missed.no_source == BELOW_THRESHOLD and missed.score == pytest.approx(quiet.score)
+    assert not missed.heatmap.any() and not missed.mask.any() and missed.heatmap.shape == (48, 64)
+    assert missed.peak is None and missed.bearing(camera()) is None and missed.box() is None
+    assert "inference" in missed.timings_ms
+    pipeline.source_threshold = quiet.score - 1e-3  # the node's override wins over the bundle
+    assert pipeline.process(frame, "rgb8", tone(level=0.003), RATE).no_source is None
+
+
+def test_a_bundle_without_detection_has_a_source_in_every_frame_above_the_gate(pipeline):
+    result = pipeline.process(np.full((48, 64, 3), 200, np.uint8), "rgb8", tone(0.003), RATE)
+    assert result.score is None and result.no_source is None and pipeline.threshold == -np.inf

@@ -21,16 +21,21 @@ Format version 1 (a bundle.json, abridged):
                              "values": "probability", "meaning": "..."},
                  "mask": {...optional, same fields...},
                  "coarse": {...optional, same fields...}},
-     "training": {"method": "baseline", "data": "TuxAV train", ...free-form...}}
+     "training": {"method": "baseline", "data": "TuxAV train", ...free-form...},
+     "detection": {"statistic": "max_cosine", "scale": 0.03, "threshold": 0.46,   (optional)
+                   "false_alarm_rates": {"mismatched": 0.15, "noise": 0.05},
+                   "calibration": {...free-form: what was measured on which frames...}}}
 
 Image pixels are scaled to [0, 1] (uint8 / 255) and then normalized per channel as
 (x - mean) / std, in the stated channel order, NCHW. Output `values` is "probability" (already in
 [0, 1]) or "logit" (the runtime applies a sigmoid); the optional `meaning` says in words what the
 numbers are (e.g. min-max normalized within the frame, so relative, not calibrated). Without a
 `mask` output the runtime thresholds the heatmap. `coarse`, optional, is the coarse localizer's
-map before any refinement, for debugging and comparison; the runtime returns it from the backends
-but does not use it. `meaning` and `coarse` were added within format version 1: bundles without
-them load as before, and older runtimes ignore them.
+map before any refinement, for debugging and comparison, and what `detection` scores: the
+no-source decision (core.detection) compares the frame's largest coarse cosine with the
+calibrated threshold. `meaning`, `coarse` and `detection` were added within format version 1:
+bundles without them load as before (without `detection` every frame above the energy gate has a
+source), and older runtimes ignore them.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from soundloc_ros.core.atomic import atomic_write_bytes, atomic_write_text
+from soundloc_ros.core.detection import SourceDetection
 from soundloc_ros.core.features import FeatureConfigError, LogMelConfig
 
 BUNDLE_FORMAT_VERSION = 1
@@ -104,6 +110,7 @@ class ModelBundle:
     mask: OutputSpec | None = None
     training: Mapping[str, Any] = field(default_factory=dict)
     coarse: OutputSpec | None = None
+    detection: SourceDetection | None = None  # the no-source decision; None: not calibrated
     onnx_sha256: str = ""
     opset: int = 17
     onnx_file: str = ONNX_FILE
@@ -162,6 +169,7 @@ class ModelBundle:
             "audio_frontend": self.audio_frontend.to_dict(),
             "outputs": outputs,
             "training": dict(self.training),
+            **({"detection": self.detection.to_dict()} if self.detection else {}),
         }
 
 
@@ -329,6 +337,7 @@ def parse_bundle(values: Mapping[str, Any], source: str = METADATA_FILE) -> Mode
     if len(set(names)) != len(names):
         raise fields.fail("inputs/outputs", f"tensor names must be distinct, got {names}")
 
+    detection = _detection(fields, values, parsed.get("coarse"))
     return ModelBundle(
         image=image,
         audio=audio,
@@ -336,6 +345,7 @@ def parse_bundle(values: Mapping[str, Any], source: str = METADATA_FILE) -> Mode
         heatmap=parsed["heatmap"],
         mask=parsed.get("mask"),
         coarse=parsed.get("coarse"),
+        detection=detection,
         training=dict(fields.get(values, "", "training", Mapping)) if "training" in values else {},
         onnx_sha256=sha256,
         opset=opset,
@@ -344,6 +354,30 @@ def parse_bundle(values: Mapping[str, Any], source: str = METADATA_FILE) -> Mode
         torch_sha256=torch_sha256,
         format_version=version,
     )
+
+
+def _detection(
+    fields: _Fields, values: Mapping[str, Any], coarse: OutputSpec | None
+) -> SourceDetection | None:
+    """The optional `detection` section; it scores the `coarse` output, so it needs one."""
+    if "detection" not in values:
+        return None
+    section = fields.get(values, "", "detection", Mapping)
+    if coarse is None:
+        raise fields.fail("detection", "needs a `coarse` output to score; re-export the bundle")
+    rates = fields.get(section, "detection", "false_alarm_rates", Mapping)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in rates.values()):
+        raise fields.fail("detection.false_alarm_rates", f"must map kinds to numbers, got {rates}")
+    try:
+        return SourceDetection(
+            threshold=float(fields.get(section, "detection", "threshold", (int, float))),
+            scale=float(fields.get(section, "detection", "scale", (int, float))),
+            statistic=fields.get(section, "detection", "statistic", str),
+            false_alarm_rates={str(k): float(v) for k, v in rates.items()},
+            calibration=dict(fields.get(section, "detection", "calibration", Mapping)),
+        )
+    except ValueError as error:
+        raise fields.fail("detection", f"is unusable: {error}") from None
 
 
 def load_bundle(directory: str | Path, verify_checksum: bool = True) -> ModelBundle:

@@ -3,9 +3,11 @@
 A decoded camera frame and its audio window become the heatmap and mask at the frame's size, the
 heatmap peak and, given the camera's intrinsics, a bearing toward it. Rosbag replay runs
 this same object offline, so what replay measures is what the robot publishes, stage timings
-included. The silence rule lives here too: below `silence_threshold_db` the answer is "no source"
-(all-zero heatmap and mask, no peak, no bearing), because thresholding a map computed from noise
-would invent one.
+included. The no-source rules (core.detection) live here too, in order: below
+`silence_threshold_db` the model does not run; then a frame whose source score is not above the
+threshold (the bundle's calibrated one, or the node's override) has no source either. Either way
+the answer is the all-zero heatmap and mask, no peak, no bearing, because thresholding a map
+computed from noise would invent a source.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from soundloc_ros.core.backends import Localizer
-from soundloc_ros.core.features import level_dbfs
+from soundloc_ros.core.detection import DEFAULT_SILENCE_DB, bounding_box, is_silent, is_source
 from soundloc_ros.core.postprocess import bearing_from_pixel, peak_pixel, resize_bilinear
 
-DEFAULT_SILENCE_DB = -55.0
+SILENCE, BELOW_THRESHOLD = "silence", "below_threshold"  # why a frame has no source
 
 
 @dataclass(frozen=True)
@@ -52,13 +54,16 @@ class CameraModel:
 class FrameResult:
     heatmap: np.ndarray  # [H, W] float32 in [0, 1], the frame's size
     mask: np.ndarray  # [H, W] bool
-    model_scores: np.ndarray | None  # [h, w] model resolution, before the sigmoid; None: silent
+    model_scores: np.ndarray | None  # [h, w] model resolution, before the sigmoid; None: no source
     peak: tuple[float, float] | None  # (u, v) frame pixels of the strongest response
     timings_ms: dict[str, float] = field(default_factory=dict)  # preprocess/inference/postprocess
+    score: float | None = None  # the source score (core.detection); None: silence, or uncalibrated
+    no_source: str | None = None  # why there is no source (SILENCE, BELOW_THRESHOLD), else None
 
-    @property
-    def silent(self) -> bool:
-        return self.model_scores is None
+    def box(self) -> tuple[float, float, float, float] | None:
+        """The mask's bounding box (centre u, v, width, height) in frame pixels; None without a
+        source or with an empty mask."""
+        return None if self.no_source else bounding_box(self.mask)
 
     def bearing(self, camera: CameraModel | None) -> np.ndarray | None:
         """Unit vector toward the peak in the camera optical frame; None without a source or K.
@@ -72,12 +77,42 @@ class FrameResult:
         return bearing_from_pixel(*peak_pixel(self.model_scores, *size), camera.matrix)
 
 
-class FramePipeline:
-    """Localizer + the node's pre/post-processing for one frame at a time (not thread-safe)."""
+def no_source_result(
+    height: int, width: int, why: str, score: float | None = None, timings=None
+) -> FrameResult:
+    """The all-zero answer at the frame's size."""
+    empty = np.zeros((height, width), np.float32)
+    return FrameResult(empty, empty.astype(bool), None, None, timings or {}, score, why)
 
-    def __init__(self, localizer: Localizer, silence_threshold_db: float = DEFAULT_SILENCE_DB):
+
+class FramePipeline:
+    """Localizer + the node's pre/post-processing for one frame at a time (not thread-safe).
+
+    `source_threshold`: None uses the bundle's calibrated threshold (every frame has a source
+    when the bundle has none); a number overrides it."""
+
+    def __init__(
+        self, localizer: Localizer, silence_threshold_db: float = DEFAULT_SILENCE_DB,
+        source_threshold: float | None = None,
+    ) -> None:  # fmt: skip
         self.localizer = localizer
         self.silence_threshold_db = silence_threshold_db
+        self.source_threshold = source_threshold
+
+    @property
+    def threshold(self) -> float:
+        """The source threshold in force (-inf: no decision, every frame has a source)."""
+        if self.source_threshold is not None:
+            return self.source_threshold
+        detection = self.localizer.bundle.detection
+        return detection.threshold if detection is not None else -np.inf
+
+    def score(self, raw: dict[str, np.ndarray]) -> float | None:
+        """The frame's source score from the raw outputs; None when the bundle cannot score."""
+        bundle = self.localizer.bundle
+        if bundle.detection is None or bundle.coarse is None:
+            return None
+        return bundle.detection.score(raw[bundle.coarse.tensor.name])
 
     def process(
         self,
@@ -88,14 +123,18 @@ class FramePipeline:
     ) -> FrameResult:
         """frame: decoded image [H, W(, C)] in `encoding`; samples: mono float audio window."""
         height, width = frame.shape[:2]
-        if level_dbfs(samples) < self.silence_threshold_db:
-            empty = np.zeros((height, width), np.float32)
-            return FrameResult(empty, empty.astype(bool), None, None)
+        if is_silent(samples, self.silence_threshold_db):
+            return no_source_result(height, width, SILENCE)
         began = time.perf_counter()
         inputs = self.localizer.inputs(frame, samples, sample_rate, encoding)
         inference_began = time.perf_counter()
         raw = self.localizer.backend.run(inputs)
         post_began = time.perf_counter()
+        score = self.score(raw)
+        if score is not None and not is_source(score, self.threshold):
+            timings = {"preprocess": (inference_began - began) * 1e3,
+                       "inference": (post_began - inference_began) * 1e3}  # fmt: skip
+            return no_source_result(height, width, BELOW_THRESHOLD, score, timings)
         result = self.localizer.outputs(raw)
         heatmap = resize_bilinear(result.heatmap, height, width)  # [H, W]
         if self.localizer.bundle.mask is not None:
@@ -109,4 +148,4 @@ class FramePipeline:
             "inference": (post_began - inference_began) * 1e3,
             "postprocess": (done - post_began) * 1e3,
         }
-        return FrameResult(heatmap, mask, result.scores, peak, timings)
+        return FrameResult(heatmap, mask, result.scores, peak, timings, score)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from soundloc_ros.core.detection import calibrated_threshold
 from soundloc_ros.core.postprocess import check_finite, normalize_minmax, resize_bilinear
 
 LVS_SIZE = 224
@@ -554,3 +555,56 @@ class LocalizationMetrics:
     def fscore_per_batch(self, batch_size: int) -> float:
         """Official AVSBench per-batch F-score variant; see MaskAccumulator.fscore_per_batch."""
         return self.mask_metrics.fscore_per_batch(batch_size)
+
+
+# --------------------------------------------------------------------------------------------
+# Detection: is there a visible sounding source at all (core.detection)
+# --------------------------------------------------------------------------------------------
+
+DETECTION_FALSE_ALARM = 0.05
+"""The false-alarm rate at which the true-positive rate is reported (TPR@5%FA)."""
+
+
+def roc_auc(positives: np.ndarray, negatives: np.ndarray) -> float | None:
+    """P(a positive scores above a negative), ties counting one half (the Mann-Whitney form of
+    the area under the ROC curve); None when either side is empty. -inf scores (the energy
+    gate's "silence") rank below everything else."""
+    positives, negatives = np.asarray(positives, float), np.sort(np.asarray(negatives, float))
+    if positives.size == 0 or negatives.size == 0:
+        return None
+    below = np.searchsorted(negatives, positives, side="left")  # negatives < each positive
+    ties = np.searchsorted(negatives, positives, side="right") - below
+    return float((below + 0.5 * ties).sum() / (positives.size * negatives.size))
+
+
+def rate_above(scores: np.ndarray, threshold: float) -> float | None:
+    """Share of scores above the threshold (a source claimed); None for no scores."""
+    scores = np.asarray(scores, float)
+    return float(np.mean(scores > threshold)) if scores.size else None
+
+
+def detection_figures(
+    positives: np.ndarray, negatives: dict[str, np.ndarray], threshold: float | None
+) -> dict[str, object]:
+    """Detection over sounding frames (`positives`) and negative frames by kind: ROC AUC and the
+    true-positive rate at 5 % false alarms over all negatives, and at `threshold` (the bundle's)
+    the true-positive rate and the false-source rate of each kind. Undefined figures are None
+    (null in JSON), never NaN."""
+    pooled = np.concatenate([np.asarray(v, float) for v in negatives.values()] or [np.empty(0)])
+    tpr_at_fa = None
+    if pooled.size and np.size(positives):
+        cut = calibrated_threshold({"all": pooled}, {"all": DETECTION_FALSE_ALARM})
+        tpr_at_fa = rate_above(positives, cut)
+    at_threshold = threshold is not None
+    return {
+        "n_positive": int(np.size(positives)),
+        "n_negative": {kind: int(np.size(v)) for kind, v in negatives.items()},
+        "roc_auc": roc_auc(positives, pooled),
+        "tpr_at_5pct_false_alarm": tpr_at_fa,
+        "threshold": threshold,
+        "tpr_at_threshold": rate_above(positives, threshold) if at_threshold else None,
+        "false_source_rate": {
+            kind: rate_above(v, threshold) if at_threshold else None
+            for kind, v in negatives.items()
+        },
+    }

@@ -19,7 +19,8 @@ from soundloc_ros.core.atomic import atomic_write_text
 from soundloc_ros.core.backends import BACKENDS, create_backend
 from soundloc_ros.core.backends.base import Localizer
 from soundloc_ros.core.bundle import BundleError, load_bundle
-from soundloc_ros.core.frame_pipeline import DEFAULT_SILENCE_DB, FramePipeline
+from soundloc_ros.core.detection import DEFAULT_SILENCE_DB
+from soundloc_ros.core.frame_pipeline import FramePipeline
 from soundloc_ros.core.pairing import LATE_POLICIES, PairingConfig
 from soundloc_ros.core.pcm import AudioStreamFormat, PcmFormatError
 from soundloc_ros.replay.bag import FLAGS, BagSource, ReplayError

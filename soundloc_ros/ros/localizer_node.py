@@ -274,7 +274,7 @@ class LocalizerNode(Node):
         result = self.pipeline.process(
             frame, encoding, paired.audio.samples, self.stream.sample_rate
         )
-        if not result.silent:
+        if "inference" in result.timings_ms:
             self.inference_ms.append(result.timings_ms["inference"])
         self._publish(header, frame, encoding, result)
         self.published += 1
