@@ -21,6 +21,7 @@ from soundloc_ros.core.backends.base import Localizer
 from soundloc_ros.core.bundle import BundleError, load_bundle
 from soundloc_ros.core.detection import DEFAULT_SILENCE_DB
 from soundloc_ros.core.frame_pipeline import FramePipeline
+from soundloc_ros.core.metrics import json_ready
 from soundloc_ros.core.pairing import LATE_POLICIES, PairingConfig
 from soundloc_ros.core.pcm import AudioStreamFormat, PcmFormatError
 from soundloc_ros.replay.bag import FLAGS, BagSource, ReplayError
@@ -55,6 +56,9 @@ def parser() -> argparse.ArgumentParser:
     node.add_argument("--min-audio-coverage", type=float, default=pairing.min_coverage)
     node.add_argument("--silence-threshold-db", type=float, default=DEFAULT_SILENCE_DB)
     node.add_argument("--mask-threshold", type=float, default=0.5)
+    node.add_argument(
+        "--source-threshold", type=float, help="source threshold (default: the bundle's)"
+    )
     return p
 
 
@@ -104,7 +108,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, object]:
             **run,
             "pictures": scorer.write_pictures(out),
         }
-    atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
+    report = json_ready(report)
+    atomic_write_text(out / "report.json", json.dumps(report, indent=2, allow_nan=False) + "\n")
     report["report"] = str(out / "report.json")
     return report
 
@@ -126,9 +131,11 @@ def _replay_offline(source, scorer, args, pairing, stream) -> dict[str, object]:
     backend = create_backend(bundle, args.backend, threads=args.threads)
     localizer = Localizer(backend, mask_threshold=args.mask_threshold)
     try:
-        pipeline = FramePipeline(localizer, args.silence_threshold_db)
+        pipeline = FramePipeline(localizer, args.silence_threshold_db, args.source_threshold)
         replay = OfflineReplay(source, pipeline, scorer, pairing, stream)
-        return {"backend": backend.description, **replay.run(progress=not args.quiet)}
+        threshold = json_ready(pipeline.threshold)  # -inf (no decision) becomes null
+        return {"backend": backend.description, "source_threshold": threshold,
+                **replay.run(progress=not args.quiet)}  # fmt: skip
     finally:
         localizer.close()
 
@@ -140,6 +147,8 @@ def summary_lines(report: dict) -> list[str]:
              f"{counts['scored']} scored"]  # fmt: skip
     if accuracy:
         lines.append("  " + "  ".join(f"{k} {v}" for k, v in accuracy.items()))
+    if report.get("detection"):
+        lines.append("  " + detection_line(report["detection"]))
     for stage, figures in report.get("latency_ms", {}).items():
         lines.append(f"  {stage:>12s}: p50 {figures['p50']:.2f} ms, p95 {figures['p95']:.2f} ms")
     if report.get("drops"):
@@ -151,6 +160,17 @@ def summary_lines(report: dict) -> list[str]:
     return lines
 
 
+def detection_line(figures: dict) -> str:
+    """The detection figures in one line (n/a where undefined)."""
+
+    def show(value) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    rates = ", ".join(f"{k} {show(v)}" for k, v in figures["false_source_rate"].items())
+    return (f"detection: source claimed on {show(figures['tpr_at_threshold'])} of sounding "
+            f"frames; false-source rate {rates}; ROC AUC {show(figures['roc_auc'])}")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -159,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"soundloc-replay-eval: {error}", file=sys.stderr)
         return 2
     if args.quiet:
-        print(json.dumps(report))
+        print(json.dumps(report, allow_nan=False))
     else:
         print("\n".join(summary_lines(report)))
     return 0

@@ -11,13 +11,14 @@ allows.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from dataclasses import replace
 
 from tqdm import tqdm
 
-from soundloc_ros.core.frame_pipeline import FramePipeline
+from soundloc_ros.core.frame_pipeline import SILENCE, FramePipeline
 from soundloc_ros.core.image_codec import to_rgb8
 from soundloc_ros.core.pairing import PairedFrame, PairingConfig
 from soundloc_ros.core.pcm import AudioStreamFormat
@@ -108,7 +109,8 @@ class OfflineReplay:
         rate = self.bag.stream.sample_rate
         result = self.pipeline.process(frame, encoding, paired.audio.samples, rate)
         bearing = result.bearing(self._camera)
-        output = PublishedFrame(result.heatmap, result.mask, bearing, result.peak)
+        score = -math.inf if result.no_source == SILENCE else result.score
+        output = PublishedFrame(result.heatmap, result.mask, bearing, result.peak, score)
         self.scorer.add_output(key, output)
         stages = {"decode": decode, "audio_wait": (self.bag.clock.now_s - paired.arrival_s) * 1e3}
         stages.update(result.timings_ms)

@@ -7,6 +7,10 @@ flat on a long bag. The figures are the ones training reports (`soundloc_ros.cor
 one implementation) computed on the published full-resolution heatmap, plus what a robot cares
 about: the mIoU of the published mask, how often the heatmap peak lies on the sounding object,
 and the angle between the published bearing and the direction of the object's centroid.
+Localization is scored on sounding frames only (a non-empty mask). Frames whose mask is empty are
+negatives (off-screen sound, noise, silence: the bag's label topic names the kind): with them the
+scorer reports detection, how often a source was claimed on each kind and on sounding frames,
+and, where the scores are known (offline replay), the ROC AUC of the source score.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from soundloc_ros.core.frame_pipeline import CameraModel
 from soundloc_ros.core.metrics import (
     LocalizationMetrics,
     MaskAccumulator,
+    detection_figures,
     mask_to_map,
     resize_nearest,
 )
@@ -50,6 +55,12 @@ class PublishedFrame:
     mask: np.ndarray  # [H, W] bool
     bearing: np.ndarray | None  # unit vector, camera optical frame
     peak: tuple[float, float] | None = None  # (u, v) frame pixels; None: the heatmap's argmax
+    score: float | None = None  # the source score; -inf: silence; None: not known (live replay)
+
+    @property
+    def claimed(self) -> bool:
+        """Whether a source was published: the no-source answer is all zero."""
+        return bool(self.heatmap.any())
 
     def peak_cell(self, height: int, width: int) -> tuple[int, int]:
         """(row, col) of the peak on a height x width grid over the frame.
@@ -94,6 +105,8 @@ class ReplayScorer:
         self.counts: Counter[str] = Counter()
         self.peak_hits: list[bool] = []
         self.bearing_errors: list[float] = []
+        self.labels: dict[StampKey, str] = {}  # the label topic's kind of each negative frame
+        self.detections: dict[str, list[tuple[bool, float | None]]] = {}  # kind -> (claimed, score)
         self._outputs: OrderedDict[StampKey, PublishedFrame] = OrderedDict()
         self._truths: OrderedDict[StampKey, np.ndarray] = OrderedDict()
         self._pictures: dict[StampKey, _Picture] = {}  # frames shown on the sheet or video
@@ -110,6 +123,12 @@ class ReplayScorer:
             self._score(key, self._outputs.pop(key), mask)
         else:
             self._remember(self._truths, key, mask, "truth_without_output")
+
+    def add_label(self, key: StampKey, label: str) -> None:
+        """The bag's label of a frame ("positive/<class>", "negative/<kind>"): names the kind of
+        a negative frame in the detection figures."""
+        if len(self.labels) < 100_000:  # bounded: labels are only looked up, never listed
+            self.labels[key] = label.removeprefix("negative/")
 
     def add_output(self, key: StampKey, output: PublishedFrame) -> None:
         self.counts["outputs"] += 1
@@ -129,17 +148,21 @@ class ReplayScorer:
 
     # --- scoring ---
     def _score(self, key: StampKey, output: PublishedFrame, truth: np.ndarray) -> None:
+        kind = "sounding" if truth.any() else self.labels.pop(key, "negative")
+        self.detections.setdefault(kind, []).append((output.claimed, output.score))
+        if key in self._pictures:
+            self._pictures[key].truth = truth
+        if kind != "sounding":
+            self.counts["negative"] += 1
+            return
         self.counts["scored"] += 1
         self.metrics.update(output.heatmap, gt_map=mask_to_map(truth), mask_gt=truth)
         published = resize_nearest(output.mask, *truth.shape).astype(np.float32)
         self.mask_metrics.update(published, truth)
-        if truth.any():
-            row, col = output.peak_cell(*truth.shape)
-            self.peak_hits.append(bool(truth[row, col]))
-            if output.bearing is not None and self.camera is not None:
-                self.bearing_errors.append(_angle_deg(output.bearing, self._truth_bearing(truth)))
-        if key in self._pictures:
-            self._pictures[key].truth = truth
+        row, col = output.peak_cell(*truth.shape)
+        self.peak_hits.append(bool(truth[row, col]))
+        if output.bearing is not None and self.camera is not None:
+            self.bearing_errors.append(_angle_deg(output.bearing, self._truth_bearing(truth)))
 
     def _truth_bearing(self, truth: np.ndarray) -> np.ndarray:
         rows, cols = np.nonzero(truth)
@@ -156,12 +179,14 @@ class ReplayScorer:
             "frames": self.counts["frames"],
             "outputs": self.counts["outputs"],
             "scored": self.counts["scored"],
+            "negative": self.counts["negative"],
             "silent": self.counts["silent"],
             "outputs_without_ground_truth": len(self._outputs)
             + self.counts["output_without_truth"],
         }
+        detection = self._detection_figures()
         if not self.counts["scored"]:
-            return {"counts": counts, "accuracy": None}
+            return {"counts": counts, "accuracy": None, "detection": detection}
         scores = self.metrics.compute()
         accuracy = {
             name: round(float(scores[name]), 4) for name in ("ciou", "auc", "miou", "fscore")
@@ -171,7 +196,30 @@ class ReplayScorer:
             accuracy["peak_in_object"] = round(float(np.mean(self.peak_hits)), 4)
         if self.bearing_errors:
             accuracy["bearing_error_deg_median"] = round(float(np.median(self.bearing_errors)), 2)
-        return {"counts": counts, "accuracy": accuracy}
+        return {"counts": counts, "accuracy": accuracy, "detection": detection}
+
+    def _detection_figures(self) -> dict[str, object] | None:
+        """How often a source was claimed per kind of frame; with the scores known, also the
+        ROC AUC and the true-positive rate at 5 % false alarms. None without negatives."""
+        negatives = {k: v for k, v in self.detections.items() if k != "sounding"}
+        if not negatives:
+            return None
+        sounding = self.detections.get("sounding", [])
+        frames = [*sounding, *(f for v in negatives.values() for f in v)]
+        if all(score is not None for _, score in frames):
+            figures = detection_figures(
+                np.array([s for _, s in sounding], float),
+                {k: np.array([s for _, s in v], float) for k, v in negatives.items()}, None,
+            )  # fmt: skip
+        else:
+            figures = {"n_positive": len(sounding), "roc_auc": None,
+                       "n_negative": {k: len(v) for k, v in negatives.items()}}  # fmt: skip
+        claimed = [c for c, _ in sounding]
+        figures["tpr_at_threshold"] = float(np.mean(claimed)) if claimed else None
+        figures["false_source_rate"] = {
+            kind: float(np.mean([c for c, _ in frames_of])) for kind, frames_of in negatives.items()
+        }
+        return figures
 
     def write_pictures(self, out_dir: Path) -> dict[str, str]:
         """contact_sheet.png (frames spread over the bag) and, if asked, overlay.gif."""

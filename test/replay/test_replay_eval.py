@@ -53,7 +53,7 @@ def test_a_foreign_bag_is_scored_exactly_as_its_frames_would_be_directly(
     code, report, err = run_cli(capsys, bag, "--bundle", tiny_bundle.directory, "--out",
                                 tmp_path / "out", *topic_args(topics))  # fmt: skip
     assert code == 0, err
-    assert report["counts"] == {"frames": 6, "outputs": 6, "scored": 6, "silent": 0,
+    assert report["counts"] == {"frames": 6, "outputs": 6, "scored": 6, "negative": 0, "silent": 0,
                                 "outputs_without_ground_truth": 0}  # fmt: skip
     for name, value in expected_figures(tiny_bundle, scene).items():
         assert report["accuracy"][name] == pytest.approx(value, abs=1e-4), name
