@@ -608,3 +608,18 @@ def detection_figures(
             for kind, v in negatives.items()
         },
     }
+
+
+def json_ready(value: object) -> object:
+    """A report with every NaN or infinite float (an undefined figure, or the gate's -inf) as
+    None, and numpy numbers as Python ones, so json.dumps(..., allow_nan=False) always works:
+    NaN is not JSON, and consumers in other languages reject it."""
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
