@@ -79,16 +79,21 @@ class FrameTable:
     def __len__(self) -> int:
         return len(self.records)
 
+    def samples(self, index: int, sample_rate: int, shift_s: float = 0.0) -> np.ndarray:
+        """The waveform of frame `index`'s audio window (shifted by `shift_s`), clipped to the
+        clip: what the node would have buffered for this frame."""
+        audio = self.clip_audio[self.clip_ids[index]]
+        start, end = self.windows[index] + shift_s
+        first = max(0, round(start * sample_rate))
+        last = max(first, round(end * sample_rate))
+        return audio[first:last]
+
     def features(
         self, index: int, config: LogMelConfig, shift_s: float = 0.0, gain: float = 1.0
     ) -> np.ndarray:
         """Log-mel [1, n_mels, n_frames] of frame `index`'s window, optionally shifted in time
         and scaled in level (augmentation)."""
-        audio = self.clip_audio[self.clip_ids[index]]
-        start, end = self.windows[index] + shift_s
-        first = max(0, round(start * config.sample_rate))
-        last = max(first, round(end * config.sample_rate))
-        segment = audio[first:last] * gain
+        segment = self.samples(index, config.sample_rate, shift_s) * gain
         return compute_features(segment, config.sample_rate, config)[None]
 
 

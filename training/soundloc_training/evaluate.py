@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from soundloc_ros.core.metrics import LocalizationMetrics
+from soundloc_ros.core.metrics import LocalizationMetrics, json_ready
+from soundloc_training.calibration import calibrate, detection_report
 from soundloc_training.checkpoints import CheckpointError, load_model, read_checkpoint
 from soundloc_training.config import TrainConfig
 from soundloc_training.data import (
@@ -166,12 +167,44 @@ def load_predictions(directory: Path, table: FrameTable) -> list[np.ndarray]:
     return maps
 
 
-def evaluate(
-    data: str, split: str, checkpoint: Path | None = None, predictions: Path | None = None
+def coarse_localizer(state: dict) -> tuple[torch.nn.Module, TrainConfig]:
+    """The coarse localizer of any checkpoint (a stage checkpoint carries its own): what the
+    source score reads."""
+    if "stage" in state:
+        from soundloc_training.sounding_pixels import load_stage
+
+        _, localizer, _, config = load_stage(state)
+        return localizer, config
+    return load_model(state)
+
+
+def detection(
+    state: dict, data: str, split: str, negatives: str, threshold: float | None
 ) -> dict[str, object]:
-    """The full evaluation record `--json` prints."""
+    """Detection of `split`'s sounding frames against the negatives' same split, at
+    `threshold`, or at the one the export would calibrate on `data`'s val split (the bundle's)."""
+    model, config = coarse_localizer(state)
+
+    def load(spec: str, name: str) -> FrameTable:
+        return load_table(spec, name, config.image_size, config.audio_frontend)
+
+    source = "given"
+    if threshold is None:
+        threshold = calibrate(model, load(data, "val"), config, f"{data} val").threshold
+        source = f"calibrated on {data} val (as soundloc-export does)"
+    report = detection_report(model, config, load(data, split), load(negatives, split), threshold)
+    return {"negatives": negatives, "threshold_source": source, **report}
+
+
+def evaluate(
+    data: str, split: str, checkpoint: Path | None = None, predictions: Path | None = None,
+    negatives: str | None = None, threshold: float | None = None,
+) -> dict[str, object]:  # fmt: skip
+    """The full evaluation record `--json` prints; with `negatives`, detection figures too."""
     if (checkpoint is None) == (predictions is None):
         raise ValueError("give exactly one of --checkpoint or --predictions")
+    if negatives is not None and checkpoint is None:
+        raise ValueError("--negatives needs --checkpoint: the source score comes from the model")
     kind, _ = parse_data_spec(data)
     probabilities = None
     if checkpoint is not None:
@@ -191,7 +224,7 @@ def evaluate(
         table = load_table(data, split, GT_SIZE, TrainConfig(data=data, out_dir="").audio_frontend)
         heatmaps = load_predictions(predictions, table)
         method = f"predictions:{predictions.name}"
-    return {
+    result = {
         "benchmark": kind,
         "data": data,
         "split": split,
@@ -202,6 +235,9 @@ def evaluate(
             name: evaluate_heatmaps(maps, table) for name, maps in reference_heatmaps(table).items()
         },
     }
+    if negatives is not None:
+        result["detection"] = detection(state, data, split, negatives, threshold)
+    return result
 
 
 def format_table(result: dict[str, object]) -> str:
@@ -211,7 +247,25 @@ def format_table(result: dict[str, object]) -> str:
     lines.append(f"{'method':24s}" + "".join(f"{k:>10s}" for k in keys))
     for name, scores in rows:
         lines.append(f"{name:24s}" + "".join(f"{scores[k]:10.4f}" for k in keys))
+    if "detection" in result:
+        lines.append(detection_summary(result["detection"]))
     return "\n".join(lines)
+
+
+def detection_summary(figures: dict[str, object]) -> str:
+    """Detection figures in one line each (None prints as n/a)."""
+
+    def show(value: object) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    rates = ", ".join(f"{k} {show(v)}" for k, v in figures["false_source_rate"].items())
+    return "\n".join([
+        f"detection at threshold {show(figures['threshold'])} ({figures['threshold_source']}):",
+        f"  ROC AUC {show(figures['roc_auc'])}, TPR at 5% false alarms "
+        f"{show(figures['tpr_at_5pct_false_alarm'])}, TPR at threshold "
+        f"{show(figures['tpr_at_threshold'])}",
+        f"  false-source rate: {rates}",
+    ])  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,17 +275,25 @@ def main(argv: list[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", type=Path)
     source.add_argument("--predictions", type=Path, help="directory of <frame name>.npy heatmaps")
+    parser.add_argument(
+        "--negatives",
+        help="KIND:PATH of negative clips (e.g. "
+        "tuxav:data/tuxav/negatives): detection figures beside localization",
+    )
+    parser.add_argument("--threshold", type=float, help="source threshold (default: calibrated "
+                        "on --data's val split, as the bundle's is)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     try:
-        result = evaluate(args.data, args.split, args.checkpoint, args.predictions)
+        result = json_ready(evaluate(args.data, args.split, args.checkpoint, args.predictions,
+                                     args.negatives, args.threshold))  # fmt: skip
     except CheckpointError as error:
         print(f"soundloc-eval: {error}", file=sys.stderr)
         return 2
     except (OSError, ValueError) as error:
         print(f"soundloc-eval: {error}", file=sys.stderr)
         return 1
-    print(json.dumps(result) if args.json else format_table(result))
+    print(json.dumps(result, allow_nan=False) if args.json else format_table(result))
     return 0
 
 

@@ -7,7 +7,8 @@ The exported graph takes the bundle's two inputs (normalized image [1, 3, H, W],
   sigmoid of the coarse logits (cosine / tau, tau 0.03) would be ~1 wherever the cosine is
   above 0.1. For a `uspl` / `ier+uspl` stage checkpoint it is SMR's refined map on the stride-4
   pixel grid: the affinity head and the random walk (refinement.py) run in the graph, with the
-  checkpoint's walk steps and radius unless --walk-steps / --walk-radius say otherwise. For a
+  checkpoint's walk steps and radius unless --walk-steps / --walk-radius say otherwise
+  (--walk-pool 2 walks a grid pooled 2x, [1, 1, H/8, W/8], the robot's cheap form). For a
   plain localizer it is the coarse map itself.
 - `mask` [1, 1, H/4, W/4]: the SPS head's logits (SPS checkpoints, OUT/best.pt, only).
 - `coarse` [1, 1, H/16, W/16]: the coarse cosine / tau, the contrastive loss's logits (debug).
@@ -23,6 +24,7 @@ program (for the torch backend) against PyTorch too.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import sys
 import tempfile
@@ -43,6 +45,7 @@ from soundloc_ros.core.bundle import (
     write_bundle,
 )
 from soundloc_ros.core.preprocess import normalize_images
+from soundloc_training.calibration import calibrate
 from soundloc_training.checkpoints import CheckpointError, load_model, read_checkpoint
 from soundloc_training.config import TrainConfig
 from soundloc_training.data import FrameTable, load_table, parse_data_spec
@@ -80,7 +83,7 @@ class ExportedLocalizer(nn.Module):
         if self.refinement is None:
             heatmap = minmax(similarity)  # [1, h, w]
         else:
-            heatmap = self.refinement(image, similarity)  # [1, H/4, W/4]
+            heatmap = self.refinement(image, similarity)  # [1, H/(4 pool), W/(4 pool)]
         coarse = similarity[:, None] * self.inverse_tau  # [1, 1, h, w]
         if self.segmentation is None:
             return heatmap[:, None], coarse
@@ -97,22 +100,27 @@ class ExportedLocalizer(nn.Module):
 
 
 def deployable_graph(
-    checkpoint: str | Path, walk_steps: int | None = None, walk_radius: int | None = None
-) -> tuple[ExportedLocalizer, TrainConfig]:
+    checkpoint: str | Path, walk_steps: int | None = None, walk_radius: int | None = None,
+    walk_pool: int | None = None,
+) -> tuple[ExportedLocalizer, TrainConfig]:  # fmt: skip
     """The graph of a localizer checkpoint, or of a `uspl` run's SMR (refined heatmap) or SPS
     checkpoint (refined heatmap and mask); the walk is the run's unless overridden."""
     state = read_checkpoint(checkpoint)
-    if walk_steps is not None and walk_steps < 1:
-        raise ValueError(f"--walk-steps must be >= 1 (steps of the random walk); got {walk_steps}")
+    overrides = {"--walk-steps": walk_steps, "--walk-radius": walk_radius,
+                 "--walk-pool": walk_pool}  # fmt: skip
+    for flag, value in overrides.items():
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be >= 1; got {value}")
     if "stage" in state:
         model, refinement, segmentation, config = load_pixel_graph(
-            state, str(checkpoint), walk_steps, walk_radius
+            state, str(checkpoint), walk_steps, walk_radius, walk_pool or 1
         )
         return ExportedLocalizer(model, config.tau, refinement, segmentation).eval(), config
-    if walk_steps is not None or walk_radius is not None:
+    if any(value is not None for value in overrides.values()):
         raise ValueError(
             f"{checkpoint} is a plain localizer checkpoint, which has no random walk; leave out "
-            "--walk-steps / --walk-radius, or export a uspl run's smr/best.pt or best.pt"
+            "--walk-steps / --walk-radius / --walk-pool, or export a uspl run's smr/best.pt or "
+            "best.pt"
         )
     model, config = load_model(state)
     return ExportedLocalizer(model, config.tau).eval(), config
@@ -126,10 +134,12 @@ def meanings(graph: ExportedLocalizer, config: TrainConfig) -> dict[str, str]:
     if refinement is None:
         heatmap = f"the coarse audio-visual similarity map, {relative}"
     else:
-        walk = refinement.walk
+        walk = refinement.settings
+        grid = "the pixel grid" if walk.pool == 1 else f"the pixel grid pooled {walk.pool}x"
         heatmap = (
             f"SMR's refined map: the coarse map walked {walk.steps} steps (radius "
-            f"{walk.radius}, beta {walk.beta:g}) on the affinity head's affinities, {relative}"
+            f"{walk.radius}, beta {walk.beta:g}, on {grid}) on the affinity head's affinities, "
+            f"{relative}"
         )
     return {
         HEATMAP_OUTPUT: heatmap,
@@ -184,8 +194,7 @@ def describe(
     training = {"method": config.method, "data": config.data, "backbone": config.backbone,
                 "tau": config.tau, "checkpoint": source, "val": val or {}}  # fmt: skip
     if graph.refinement is not None:
-        walk = graph.refinement.walk
-        training["walk"] = {"steps": walk.steps, "radius": walk.radius, "beta": walk.beta}
+        training["walk"] = graph.refinement.settings.as_record()
     backbone = graph.model.backbone
     return ModelBundle(
         image=ImageInputSpec(
@@ -201,24 +210,24 @@ def describe(
     )
 
 
-def verification_frames(config: TrainConfig, data: str | None, count: int) -> FrameTable:
-    """`count` real validation frames: from --data, the checkpoint's benchmark, or a fresh sample.
+def verification_frames(config: TrainConfig, data: str | None) -> FrameTable:
+    """Real validation frames: from --data, the checkpoint's benchmark, or a fresh sample.
 
     A generated benchmark (synthav, tuxav) that is not on disk is sampled into a temporary
-    directory (a few clips, seconds), so a bundle can be exported and checked on any machine.
+    directory (one clip per TuxAV class, 8 SynthAV clips; seconds), so a bundle can be exported,
+    checked and calibrated on any machine.
     """
     spec = data or config.data
     kind, path = parse_data_spec(spec)
     if path.is_dir() or kind not in ("synthav", "tuxav"):
-        return load_table(spec, "val", config.image_size, config.audio_frontend, limit=count)
+        return load_table(spec, "val", config.image_size, config.audio_frontend)
     from soundloc_training.datasets.build import BenchmarkSpec, build_benchmark
 
     with tempfile.TemporaryDirectory(prefix="soundloc-export-") as tmp:
         size = config.image_size if kind == "synthav" else 224
-        sample = build_benchmark(BenchmarkSpec(kind, val=1, image_size=size), Path(tmp) / kind)
-        return load_table(
-            f"{kind}:{sample}", "val", config.image_size, config.audio_frontend, limit=count
-        )
+        clips = 8 if kind == "synthav" else 1
+        sample = build_benchmark(BenchmarkSpec(kind, val=clips, image_size=size), Path(tmp) / kind)
+        return load_table(f"{kind}:{sample}", "val", config.image_size, config.audio_frontend)
 
 
 def model_inputs(table: FrameTable, bundle: ModelBundle, index: int) -> dict[str, np.ndarray]:
@@ -243,10 +252,10 @@ def max_difference(reference: ExportedLocalizer, run, inputs: list[dict[str, np.
 
 def export_bundle(
     checkpoint: str | Path, out: str | Path, data: str | None = None, frames: int = 8,
-    walk_steps: int | None = None, walk_radius: int | None = None,
+    walk_steps: int | None = None, walk_radius: int | None = None, walk_pool: int | None = None,
 ) -> tuple[ModelBundle, dict[str, float]]:  # fmt: skip
     """Export, write and verify; returns the loaded bundle and the measured differences."""
-    graph, config = deployable_graph(checkpoint, walk_steps, walk_radius)
+    graph, config = deployable_graph(checkpoint, walk_steps, walk_radius, walk_pool)
     onnx_model = fold_constants(export_onnx(graph, config))
     problems = tensorrt_problems(onnx_model)
     if problems:
@@ -256,11 +265,14 @@ def export_bundle(
         )
     program = export_torch_program(graph, config)
     val = read_checkpoint(checkpoint).get("best", {})
-    write_bundle(out, describe(graph, config, str(checkpoint), val), onnx_model, program)
+    table = verification_frames(config, data)  # the whole val split: calibration reads it all
+    detection = calibrate(graph.model, table, config, f"{data or config.data} val")
+    described = dataclasses.replace(describe(graph, config, str(checkpoint), val),
+                                    detection=detection)  # fmt: skip
+    write_bundle(out, described, onnx_model, program)
     bundle = load_bundle(out)
 
-    table = verification_frames(config, data, frames)
-    inputs = [model_inputs(table, bundle, i) for i in range(len(table))]
+    inputs = [model_inputs(table, bundle, i) for i in range(min(frames, len(table)))]
     onnx_runtime = OnnxRuntimeBackend(bundle, use_gpu=False)
     exported_program = torch.export.load(io.BytesIO(program)).module()
 
@@ -299,10 +311,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--walk-radius", type=int, help="uspl checkpoints: random-walk radius (default: the run's)"
     )
+    parser.add_argument(
+        "--walk-pool", type=int,
+        help="uspl checkpoints: walk on the pixel grid pooled by this factor (default 1; 2 is "
+        "about 8x cheaper at 1/4 the steps)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     try:
+        walk = {"walk_steps": args.walk_steps, "walk_radius": args.walk_radius,
+                "walk_pool": args.walk_pool}  # fmt: skip
         bundle, differences = export_bundle(
-            args.checkpoint, args.out, args.data, args.frames, args.walk_steps, args.walk_radius
+            args.checkpoint, args.out, args.data, args.frames, **walk
         )
     except CheckpointError as error:
         print(f"soundloc-export: {error}", file=sys.stderr)

@@ -65,7 +65,7 @@ from soundloc_training.models.pixel_heads import (
     normalized_map,
 )
 from soundloc_training.pseudo_labels import confident_regions
-from soundloc_training.refinement import Refinement, refined_map
+from soundloc_training.refinement import Refinement, WalkSettings, refined_map
 from soundloc_training.train import epoch_batches, learning_rate_factor, optimize_epoch
 from soundloc_training.visualize import save_stage_sheet
 
@@ -200,15 +200,23 @@ def walked_maps(
             for beta, steps in walks]  # fmt: skip
 
 
+def walk_settings(
+    config: TrainConfig, steps: int | None = None, radius: int | None = None, pool: int = 1
+) -> WalkSettings:
+    """The config's SMR walk, with steps, radius and grid pooling overridable (the export)."""
+    return WalkSettings(
+        steps=config.walk_steps if steps is None else steps,
+        radius=config.affinity_radius if radius is None else radius,
+        beta=config.affinity_beta,
+        pool=pool,
+    )
+
+
 def refinement(
-    head: AffinityHead, localizer: Localizer, config: TrainConfig, steps: int | None = None,
-    radius: int | None = None,
-) -> Refinement:  # fmt: skip
-    """The config's SMR refinement (walk steps and radius overridable, e.g. by the export)."""
-    radius = config.affinity_radius if radius is None else radius
-    steps = config.walk_steps if steps is None else steps
-    return Refinement(head, localizer.backbone, config.image_size, radius, config.affinity_beta,
-                      steps)  # fmt: skip
+    head: AffinityHead, localizer: Localizer, config: TrainConfig, walk: WalkSettings | None = None
+) -> Refinement:
+    """SMR's refinement with the config's walk, or with `walk`."""
+    return Refinement(head, localizer.backbone, config.image_size, walk or walk_settings(config))
 
 
 @torch.no_grad()
@@ -302,15 +310,17 @@ def smr_head_state(checkpoint: dict, source: str) -> dict:
 
 
 def load_pixel_graph(
-    checkpoint: dict, source: str, steps: int | None = None, radius: int | None = None
-) -> tuple[Localizer, Refinement, nn.Module | None, TrainConfig]:
+    checkpoint: dict, source: str, steps: int | None = None, radius: int | None = None,
+    pool: int = 1,
+) -> tuple[Localizer, Refinement, nn.Module | None, TrainConfig]:  # fmt: skip
     """(coarse localizer, SMR refinement, SPS head or None for SMR, config) of a stage
-    checkpoint: what the exported graph runs."""
+    checkpoint: what the exported graph runs, with the run's walk unless overridden."""
     stage, localizer, head, config = load_stage(checkpoint)
     affinity = build_head("smr", localizer, config)
     affinity.load_state_dict(smr_head_state(checkpoint, source))
     segmentation = head if stage == "sps" else None
-    return localizer, refinement(affinity, localizer, config, steps, radius), segmentation, config
+    walk = walk_settings(config, steps, radius, pool)
+    return localizer, refinement(affinity, localizer, config, walk), segmentation, config
 
 
 def stage_method(checkpoint: dict) -> str:
