@@ -9,10 +9,13 @@ Threads: subscription callbacks only hand messages to the core FrameScheduler (p
 queues); one inference thread takes paired frames, runs the localizer and publishes. All logic
 that needs no ROS lives in soundloc_ros.core and is tested there.
 
-No-sound: when the audio window is quieter than `silence_threshold_db`, the heatmap and mask are
-published all zero (still with the frame's header, so consumers see the frame was processed),
-no bearing is published, and the Marker is deleted. Consumers that threshold the heatmap thus
-never see a source in silence.
+No source: when the audio window is quieter than `silence_threshold_db`, or the frame's source
+score (core.detection) is not above the bundle's calibrated threshold (`source_threshold`
+overrides it), the heatmap and mask are published all zero (still with the frame's header, so
+consumers see the frame was processed), no bearing and no detection are published, and the
+Marker is deleted. Consumers that threshold the heatmap thus never see a source in noise. The
+score is published for every frame the model ran on (`~/source_score`); above the threshold
+`~/detections` carries the mask's box with it.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from rclpy.qos import (
     qos_profile_sensor_data,
 )
 from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Float32
+from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 from visualization_msgs.msg import Marker
 
 from soundloc_ros.core.backends import Localizer, create_backend
@@ -51,7 +56,7 @@ from soundloc_ros.ros.conversions import (
     stream_format_from_info,
 )
 from soundloc_ros.ros.node_runtime import diagnostic_array, diagnostic_status, run
-from soundloc_ros.ros.parameters import SPECS, check_choice, descriptor
+from soundloc_ros.ros.parameters import SPECS, check_choice, descriptor, source_threshold
 
 LATCHED = QoSProfile(
     depth=1,
@@ -61,6 +66,20 @@ LATCHED = QoSProfile(
 )
 RETRY_BUNDLE_S = 5.0
 ERROR_THROTTLE_S = 5.0
+
+
+def detection_array(header, box: tuple[float, float, float, float], score: float | None):
+    """The sounding source as perception consumers read objects: one Detection2D with the
+    mask's box (pixels of the frame) and the source score (1.0 for an uncalibrated bundle)."""
+    detection = Detection2D(header=header)
+    centre_u, centre_v, width, height = box
+    detection.bbox.center.position.x, detection.bbox.center.position.y = centre_u, centre_v
+    detection.bbox.size_x, detection.bbox.size_y = width, height
+    hypothesis = ObjectHypothesisWithPose()
+    hypothesis.hypothesis.class_id = "sounding_source"
+    hypothesis.hypothesis.score = 1.0 if score is None else float(score)
+    detection.results = [hypothesis]
+    return Detection2DArray(header=header, detections=[detection])
 
 
 def stamp_seconds(header) -> float:
@@ -119,6 +138,8 @@ class LocalizerNode(Node):
         self.overlay_pub = self.create_publisher(Image, "~/overlay", 5)
         self.bearing_pub = self.create_publisher(Vector3Stamped, "~/bearing", 5)
         self.marker_pub = self.create_publisher(Marker, "~/marker", 5)
+        self.score_pub = self.create_publisher(Float32, "~/source_score", 5)
+        self.detections_pub = self.create_publisher(Detection2DArray, "~/detections", 5)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 5)
         self.create_timer(self.param("diagnostics_period"), self._publish_diagnostics)
 
@@ -163,6 +184,8 @@ class LocalizerNode(Node):
                 self.localizer.mask_threshold = parameter.value
             elif parameter.name == "silence_threshold_db" and self.pipeline is not None:
                 self.pipeline.silence_threshold_db = parameter.value
+            elif parameter.name == "source_threshold" and self.pipeline is not None:
+                self.pipeline.source_threshold = source_threshold(parameter.value)
         return SetParametersResult(successful=True)
 
     # --- model ---
@@ -188,7 +211,11 @@ class LocalizerNode(Node):
             return
         self.scheduler.config.window_s = bundle.audio_frontend.window_seconds
         self.localizer = Localizer(backend, mask_threshold=self.param("mask_threshold"))
-        self.pipeline = FramePipeline(self.localizer, self.param("silence_threshold_db"))
+        self.pipeline = FramePipeline(
+            self.localizer,
+            self.param("silence_threshold_db"),
+            source_threshold(self.param("source_threshold")),
+        )
         self.model_error = ""
         self.get_logger().info(f"loaded {path} on {backend.description}")
 
@@ -283,6 +310,11 @@ class LocalizerNode(Node):
         self.processing_ms.append((time.perf_counter() - began) * 1e3)
 
     def _publish(self, header, frame, encoding, result: FrameResult) -> None:
+        if result.score is not None:
+            self.score_pub.publish(Float32(data=float(result.score)))
+        box = result.box()
+        if box is not None:
+            self.detections_pub.publish(detection_array(header, box, result.score))
         self.heatmap_pub.publish(numpy_to_image(result.heatmap, "32FC1", header))
         mask = result.mask.astype(np.uint8) * 255
         self.mask_pub.publish(numpy_to_image(mask, "mono8", header))

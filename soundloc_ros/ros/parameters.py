@@ -18,6 +18,12 @@ from soundloc_ros.core.pairing import LATE_POLICIES
 from soundloc_ros.core.pcm import MAX_CHANNELS, MAX_SAMPLE_RATE
 
 QOS_CHOICES = ("sensor_data", "reliable", "system_default")
+BUNDLE_THRESHOLD = -2.0  # below any cosine: "use the bundle's calibrated source threshold"
+
+
+def source_threshold(value: float) -> float | None:
+    """The parameter's value -> FramePipeline's override (None: the bundle's threshold)."""
+    return None if value < -1.0 else value
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,13 @@ SPECS: dict[str, Spec] = {
     ),
     "silence_threshold_db": Spec(
         -55.0, "dBFS: quieter windows give the no-sound output", low=-120.0, high=0.0
+    ),
+    "source_threshold": Spec(
+        BUNDLE_THRESHOLD,
+        "source score (the coarse map's max cosine) a frame must exceed to have a source; "
+        f"{BUNDLE_THRESHOLD:g}: the bundle's calibrated threshold",
+        low=BUNDLE_THRESHOLD,
+        high=1.0,
     ),
     "mask_threshold": Spec(
         0.5, "heatmap value above which a pixel is sounding", low=0.01, high=0.99
