@@ -2,6 +2,7 @@
 and every key must resolve on Ubuntu (Humble: Jammy, Jazzy: Noble) and Debian."""
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -65,6 +66,14 @@ def test_every_runtime_import_is_declared():
         "add <exec_depend> to package.xml (a pip module also needs its key in PYTHON_KEYS): "
         f"{missing}"
     )
+
+
+def test_every_ros2_command_a_launch_file_runs_is_declared():
+    """`ros2 bag play` needs ros2bag (the `ros2` CLI verbs are packages of their own)."""
+    declared = keys("exec_depend")
+    for path in sorted((ROOT / "launch").glob("*.py")):
+        for verb in re.findall(r'"ros2",\s*"(\w+)"', path.read_text()):
+            assert f"ros2{verb}" in declared, f"{path.name} runs `ros2 {verb}`: declare ros2{verb}"
 
 
 def test_no_key_is_one_that_rosdep_cannot_install():
