@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from soundloc_ros.core.atomic import atomic_write_bytes
+from soundloc_ros.core.pillow_compat import ADAPTIVE
 from soundloc_ros.core.postprocess import overlay, resize_bilinear
 
 WHITE = (255, 255, 255)
@@ -87,7 +88,7 @@ def save_gif(path: Path, frames: Sequence[np.ndarray], fps: float) -> Path:
     """An animated GIF (plays in any browser or image viewer; no video codec needed)."""
     if not frames:
         raise ValueError("an animation needs at least one frame")
-    images = [Image.fromarray(f).convert("P", palette=Image.Palette.ADAPTIVE) for f in frames]
+    images = [Image.fromarray(f).convert("P", palette=ADAPTIVE) for f in frames]
     buffer = io.BytesIO()
     images[0].save(
         buffer,

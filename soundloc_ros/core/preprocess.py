@@ -17,6 +17,7 @@ from PIL import Image
 
 from soundloc_ros.core.bundle import ImageInputSpec
 from soundloc_ros.core.image_codec import camera_encoding_spec, to_rgb8
+from soundloc_ros.core.pillow_compat import BILINEAR
 
 
 def resize_rgb(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -28,7 +29,7 @@ def resize_rgb(image: np.ndarray, height: int, width: int) -> np.ndarray:
         )
     if image.shape[:2] == (height, width):
         return image
-    resized = Image.fromarray(image).resize((width, height), Image.Resampling.BILINEAR)
+    resized = Image.fromarray(image).resize((width, height), BILINEAR)
     return np.asarray(resized)
 
 
@@ -73,5 +74,5 @@ def frame_tensor(frame: np.ndarray, encoding: str, spec: ImageInputSpec) -> np.n
         small = frame
     else:
         resized = Image.fromarray(frame, _PIL_MODES[encoding])
-        small = np.asarray(resized.resize((spec.width, spec.height), Image.Resampling.BILINEAR))
+        small = np.asarray(resized.resize((spec.width, spec.height), BILINEAR))
     return image_tensor(to_rgb8(small, encoding), spec)

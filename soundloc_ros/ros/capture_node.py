@@ -65,9 +65,12 @@ class CaptureNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("soundloc_capture", **kwargs)
         for name, (default, text) in PARAMETERS.items():
-            self.declare_parameter(
-                name, default, ParameterDescriptor(description=text, read_only=True)
+            # device: an index (device:=2 arrives as an integer from the command line, a launch
+            # file or YAML) or part of a name
+            descriptor = ParameterDescriptor(
+                description=text, read_only=True, dynamic_typing=name == "device"
             )
+            self.declare_parameter(name, default, descriptor)
         self.format = AudioStreamFormat(
             sample_rate=self.param("sample_rate"),
             channels=self.param("channels"),
@@ -109,7 +112,7 @@ class CaptureNode(Node):
         try:
             if self.format.sample_format not in DTYPES:
                 raise ValueError(f"sample_format must be one of {', '.join(DTYPES)}")
-            device = resolve_device(sd, self.param("device"))
+            device = resolve_device(sd, str(self.param("device")))
             dtype = DTYPES[self.format.sample_format]
             sd.check_input_settings(
                 device, self.format.channels, dtype, None, self.format.sample_rate
