@@ -23,6 +23,8 @@ from geometry_msgs.msg import Vector3Stamped
 from sensor_msgs.msg import Image
 from soundloc_training.datasets.tuxav import make_clip
 from soundloc_training.export import export_bundle
+from std_msgs.msg import Float32
+from vision_msgs.msg import Detection2DArray
 from visualization_msgs.msg import Marker
 
 from soundloc_ros.core.pcm import AudioStreamFormat
@@ -166,6 +168,47 @@ def test_silence_gives_the_no_sound_output(system, clips):
     assert all(not image_to_numpy(m).any() for m in outputs["mask"])
     assert not outputs["bearing"]
     assert outputs["marker"] and all(m.action == Marker.DELETE for m in outputs["marker"])
+
+
+def noise_clip(clip, level_dbfs: float = -26.0):
+    """The clip's frames with pink noise instead of its sound: no visible source is sounding."""
+    from dataclasses import replace as replaced
+
+    from soundloc_training.datasets.scenes import coloured_noise
+
+    noise = coloured_noise(np.random.default_rng(7), len(clip.audio), "pink")
+    noise *= 10 ** (level_dbfs / 20) / np.sqrt(np.mean(noise**2))
+    return replaced(clip, audio=noise.astype(np.float32))
+
+
+def test_noise_gives_no_bearing_and_no_detection_and_a_sounding_clip_both(system, clips):
+    """The bundle's calibrated threshold (soundloc-export) decides: what a fan gives is not a
+    source, what the object's own sound gives is, and the score comes with every frame."""
+    _, rig, executor, _ = system
+    outputs = {"detections": [], "source_score": []}
+    for name, kind in (("detections", Detection2DArray), ("source_score", Float32)):
+        rig.node.create_subscription(kind, f"/soundloc/{name}", outputs[name].append, 50)
+    sent = play(system, [noise_clip(c) for c in clips])
+    assert spin_until(executor, lambda: len(rig.outputs["heatmap"]) >= len(sent))
+    spin_for(executor, 0.3)
+    assert not outputs["detections"] and not rig.outputs["bearing"]
+    assert all(not image_to_numpy(m).any() for m in rig.outputs["heatmap"])
+    assert len(outputs["source_score"]) == len(sent)  # the score of every frame, still
+    noise_scores = [m.data for m in outputs["source_score"]]
+    sounding = play(system, clips, start_s=T0 + 100.0)
+    assert spin_until(executor, lambda: len(outputs["source_score"]) >= len(sent) + len(sounding))
+    spin_for(executor, 0.3)
+    detected = {stamp_key(m.header) for m in outputs["detections"]}
+    with_bearing = {stamp_key(m.header) for m in rig.outputs["bearing"]}
+    assert len(detected) >= 0.8 * len(sounding) and detected == with_bearing
+    assert min(m.data for m in outputs["source_score"][len(sent) :]) > min(noise_scores)
+    detection = outputs["detections"][0].detections[0]
+    j, k = sounding[stamp_key(outputs["detections"][0].header)]
+    rows, cols = np.nonzero(clips[j].masks[k])  # the box lies on the object
+    centre = detection.bbox.center.position
+    assert cols.min() <= centre.x <= cols.max() and rows.min() <= centre.y <= rows.max()
+    assert detection.results[0].hypothesis.class_id == "sounding_source"
+    assert 0 < detection.bbox.size_x <= 224 and 0 < detection.bbox.size_y <= 224
 
 
 def test_bad_input_is_reported_and_good_input_keeps_being_served(system, clips, capfd):
