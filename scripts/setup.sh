@@ -11,8 +11,10 @@ venv="$repo/.venv"
 python_bin=${PYTHON:-python3}
 # libportaudio2: sounddevice; jackd2: the virtual microphone of the capture tests; cmake, g++:
 # the interface build; tuxpaint-stamps-default and mate-backgrounds: the photos and sounds
-# TuxAV is generated from (GPL: never committed)
-apt_packages=(libportaudio2 jackd2 cmake g++ make tuxpaint-stamps-default mate-backgrounds)
+# TuxAV is generated from (GPL: never committed); asterisk-core-sounds-en-wav: real English speech
+# prompts (CC-BY-SA-3.0, 8 kHz), the voices of the benchmarks' distant-babble negatives
+apt_packages=(libportaudio2 jackd2 cmake g++ make tuxpaint-stamps-default mate-backgrounds
+  asterisk-core-sounds-en-wav)
 
 say() { printf '[setup] %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

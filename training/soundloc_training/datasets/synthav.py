@@ -140,10 +140,10 @@ def _sprite(rng: np.random.Generator, name: str, box: int) -> tuple[np.ndarray, 
     return (255 * base * stripes[..., None]).astype(np.float32), alpha
 
 
-def make_clip(seed: int, index: int, image_size: int = 128, snr_db: float = 10.0) -> Clip:
-    """Clip `index` of the benchmark with master `seed`; the same arguments give the same clip."""
-    rng = np.random.default_rng([seed, index])
-    sounding = CLASSES[index % len(CLASSES)]  # balanced classes
+def make_scene(
+    rng: np.random.Generator, sounding: str, image_size: int = 128
+) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
+    """(frames, masks of `sounding`, distractor classes); negatives reuse it with other audio."""
     others = [c for c in CLASSES if c != sounding]
     distractors = list(rng.choice(others, size=rng.integers(1, 3), replace=False))
     background = _background(rng, image_size)
@@ -173,18 +173,29 @@ def make_clip(seed: int, index: int, image_size: int = 128, snr_db: float = 10.0
                 mask = covered
         frames.append(canvas)
         masks.append(mask)
+    return frames, masks, distractors
 
+
+def clip_audio(rng: np.random.Generator, name: str, snr_db: float) -> np.ndarray:
+    """5 s of class `name`'s sound, at a random pitch and level, over per-second noise."""
     n = int(CLIP_SECONDS * SAMPLE_RATE)
     t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
-    pattern = SOUNDS[sounding](rng, t, rng.uniform(0.92, 1.08))
+    pattern = SOUNDS[name](rng, t, rng.uniform(0.92, 1.08))
     pattern = pattern / (np.abs(pattern).max() + 1e-9) * rng.uniform(0.3, 0.8)
-    audio = mix_with_noise(rng, loop_to_length(rng, pattern, n, max_gap_s=0.0), snr_db, 5.0)
+    return mix_with_noise(rng, loop_to_length(rng, pattern, n, max_gap_s=0.0), snr_db, 5.0)
+
+
+def make_clip(seed: int, index: int, image_size: int = 128, snr_db: float = 10.0) -> Clip:
+    """Clip `index` of the benchmark with master `seed`; the same arguments give the same clip."""
+    rng = np.random.default_rng([seed, index])
+    sounding = CLASSES[index % len(CLASSES)]  # balanced classes
+    frames, masks, distractors = make_scene(rng, sounding, image_size)
     return Clip(
         name=f"synthav_{index:05d}",
         category=sounding,
         frames=frames,
         masks=masks,
-        audio=audio,
+        audio=clip_audio(rng, sounding, snr_db),
         info={"distractors": distractors},
     )
 

@@ -132,11 +132,18 @@ def _scaled_sprite(path: Path, area_fraction: float, margin: int) -> tuple[np.nd
     return np.asarray(rgb_image, np.float32), np.asarray(alpha_image, np.float32) / 255.0
 
 
-def make_clip(
-    seed: int, class_index: int, clip_index: int, n_sounding: int = 1, snr_db: float = 10.0
-) -> Clip:
-    """Clip `clip_index` of sound class `class_index` (the same arguments give the same clip)."""
-    rng = np.random.default_rng([seed, class_index, clip_index])
+@dataclass
+class Scene:
+    """The visual half of a clip: frames, the sounding objects' masks, and what is in view."""
+
+    frames: list[np.ndarray]
+    masks: list[np.ndarray]
+    sounding: list[Stamp]
+    distractors: list[Stamp]
+
+
+def make_scene(rng: np.random.Generator, class_index: int, n_sounding: int = 1) -> Scene:
+    """A scene whose main object is class `class_index`; negatives reuse it with other audio."""
     classes = sound_classes()
     sounding = [classes[class_index]]
     if n_sounding > 1:
@@ -175,23 +182,35 @@ def make_clip(
             mask = mask | covered if is_sounding else mask & ~covered
         frames.append(canvas)
         masks.append(mask)
+    return Scene(frames, masks, sounding, distractors)
 
+
+def clip_audio(rng: np.random.Generator, sounds: list[Stamp], snr_db: float) -> np.ndarray:
+    """5 s of the stamps' recordings looped and mixed over per-second background noise."""
     n = int(CLIP_SECONDS * SAMPLE_RATE)
     mixture = np.zeros(n)
-    for stamp in sounding:
+    for stamp in sounds:
         looped = loop_to_length(rng, load_sound(stamp.sound_path), n, max_gap_s=0.3)
         mixture += looped * rng.uniform(0.3, 0.9)
-    audio = mix_with_noise(rng, mixture, snr_db, snr_jitter_db=5.0)
+    return mix_with_noise(rng, mixture, snr_db, snr_jitter_db=5.0)
+
+
+def make_clip(
+    seed: int, class_index: int, clip_index: int, n_sounding: int = 1, snr_db: float = 10.0
+) -> Clip:
+    """Clip `clip_index` of sound class `class_index` (the same arguments give the same clip)."""
+    rng = np.random.default_rng([seed, class_index, clip_index])
+    scene = make_scene(rng, class_index, n_sounding)
     return Clip(
-        name=f"tuxav_{classes[class_index].name}_{clip_index:03d}",
-        category=classes[class_index].name,
-        frames=frames,
-        masks=masks,
-        audio=audio,
+        name=f"tuxav_{scene.sounding[0].name}_{clip_index:03d}",
+        category=scene.sounding[0].name,
+        frames=scene.frames,
+        masks=scene.masks,
+        audio=clip_audio(rng, scene.sounding, snr_db),
         info={
-            "sounding": sorted(sounding_names),
-            "distractors": [s.name for s in distractors],
-            "mask_fraction": float(np.mean([m.mean() for m in masks])),
+            "sounding": sorted(s.name for s in scene.sounding),
+            "distractors": [s.name for s in scene.distractors],
+            "mask_fraction": float(np.mean([m.mean() for m in scene.masks])),
         },
     )
 
