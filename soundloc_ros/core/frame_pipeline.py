@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from soundloc_ros.core import geometry
 from soundloc_ros.core.backends import Localizer
 from soundloc_ros.core.features import level_dbfs
-from soundloc_ros.core import geometry
 from soundloc_ros.core.postprocess import peak_pixel, resize_bilinear
 
 DEFAULT_SILENCE_DB = -55.0
