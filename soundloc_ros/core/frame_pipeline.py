@@ -61,6 +61,13 @@ class CameraModel:
         model = distortion_model or geometry.PLUMB_BOB
         return cls(matrix, int(height), int(width), model, geometry.coefficients(model, d))
 
+    @classmethod
+    def from_message(cls, msg, rectified: bool = False) -> CameraModel | None:
+        """From a CameraInfo message (rclpy's or rosbags'; the field names are the same)."""
+        return cls.from_camera_info(msg.k, msg.height, msg.width, d=msg.d,
+                                    distortion_model=msg.distortion_model, p=msg.p,
+                                    rectified=rectified)  # fmt: skip
+
     def ray(self, u: float, v: float) -> np.ndarray:
         """Unit vector toward pixel (u, v) of the image this model describes."""
         fx, fy, cx, cy = geometry.pinhole(self.matrix)
