@@ -185,17 +185,28 @@ class LocalizerNode(Node):
     def _subscribe_audio_info(self) -> None:
         """AudioInfo from publishers of either durability.
 
-        A transient-local subscription gets a latched AudioInfo published before the node
-        started (soundloc_capture), but cannot match a volatile publisher (some audio_capture
-        releases; they repeat it every 5 s). A best-effort volatile one matches every
-        publisher, reliable or not, but gets no history. So both; the transient-local one's
-        incompatibility with a volatile publisher is then expected, and not logged as a QoS
-        warning. A latched AudioInfo then arrives twice; repeats are ignored."""
-        quiet = SubscriptionEventCallbacks(incompatible_qos=lambda _event: None)
-        self.create_subscription(
-            AudioInfo, "audio_info", self._on_audio_info, LATCHED, event_callbacks=quiet
+        A best-effort volatile subscription matches every publisher (reliable or not, latched
+        or not; audio_capture releases with a volatile AudioInfo repeat it every 5 s) but gets
+        no history. A transient-local one gets a latched AudioInfo published before the node
+        started (soundloc_capture), but is incompatible with a volatile publisher: both ends
+        would log a QoS warning. So the volatile one always, and the transient-local one once
+        a latched publisher shows up (`_follow_latched_audio_info`). A latched AudioInfo then
+        arrives twice; repeats are ignored."""
+        self.info_sub = self.create_subscription(
+            AudioInfo, "audio_info", self._on_audio_info, VOLATILE_INFO
         )
-        self.create_subscription(AudioInfo, "audio_info", self._on_audio_info, VOLATILE_INFO)
+        self._latched_info_sub = None
+        self._follow_latched_audio_info()
+
+    def _follow_latched_audio_info(self) -> None:
+        if self._latched_info_sub is not None:
+            return
+        offered = self.get_publishers_info_by_topic(self.info_sub.topic_name)
+        if any(info.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for info in offered):
+            quiet = SubscriptionEventCallbacks(incompatible_qos=lambda _event: None)  # expected
+            self._latched_info_sub = self.create_subscription(
+                AudioInfo, "audio_info", self._on_audio_info, LATCHED, event_callbacks=quiet
+            )
 
     def _pairing_config(self) -> PairingConfig:
         return PairingConfig(
@@ -471,6 +482,7 @@ class LocalizerNode(Node):
             if samples:
                 values[f"{name}_p50_ms"] = f"{np.median(samples):.2f}"
         problems += self._wrong_publishers()
+        self._follow_latched_audio_info()
         level, message = assess(self.model_error, self.stream_error, counts, problems)
         name = f"{self.get_fully_qualified_name()}: localizer"  # as diagnostic_updater names it
         return diagnostic_status(
