@@ -54,6 +54,8 @@ def parser() -> argparse.ArgumentParser:
     node.add_argument("--min-audio-coverage", type=float, default=pairing.min_coverage)
     node.add_argument("--silence-threshold-db", type=float, default=DEFAULT_SILENCE_DB)
     node.add_argument("--mask-threshold", type=float, default=0.5)
+    node.add_argument("--rectified", action="store_true",
+                      help="the bag's images are rectified: bearings use CameraInfo P")  # fmt: skip
     return p
 
 
@@ -126,7 +128,7 @@ def _replay_offline(source, scorer, args, pairing, stream) -> dict[str, object]:
     localizer = Localizer(backend, mask_threshold=args.mask_threshold)
     try:
         pipeline = FramePipeline(localizer, args.silence_threshold_db)
-        replay = OfflineReplay(source, pipeline, scorer, pairing, stream)
+        replay = OfflineReplay(source, pipeline, scorer, pairing, stream, args.rectified)
         return {"backend": backend.description, **replay.run(progress=not args.quiet)}
     finally:
         localizer.close()
