@@ -205,3 +205,24 @@ def test_the_audio_deadline_runs_on_the_nodes_clock(ros_context, rig, tiny_bundl
         assert time.monotonic() - started < 2.0 and len(heatmaps) == 1
     finally:
         node.destroy_node()
+
+
+def test_rates_outside_their_expected_bounds_warn(ros_context, rig, tiny_bundle, spin_until):
+    from soundloc_ros.ros.conversions import numpy_to_image
+
+    node = localizer(ros_context, tiny_bundle.directory,
+                     Parameter("expected_rate.image_min_hz", value=50.0))  # fmt: skip
+    diagnostics = []
+    rig.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+    frames = rig.create_publisher(Image, "image", 10)
+    frame = np.zeros((8, 8, 3), np.uint8)
+    rig.create_timer(0.1, lambda: frames.publish(numpy_to_image(frame, "rgb8", header_at(T0))))
+    try:
+        assert spin_until([node, rig], lambda: len(diagnostics) >= 8, 10.0)
+        status = diagnostics[-1].status[0]
+        assert status.level == status.WARN
+        assert "image rate" in status.message and "below the expected 50 Hz" in status.message
+        rate = float({kv.key: kv.value for kv in status.values}["image_rate_hz"])
+        assert 5.0 < rate < 15.0  # 10 Hz over the window of five 0.2 s periods
+    finally:
+        node.destroy_node()
