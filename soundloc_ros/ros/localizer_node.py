@@ -273,7 +273,7 @@ class LocalizerNode(Node):
         if self.localizer is not None:
             self._retry_timer.cancel()
 
-    # --- inputs (callbacks: cheap, no decoding) ---
+    # --- inputs (callbacks: check or decode, then queue; no inference) ---
     def _on_image(self, msg: Image) -> None:
         def decode() -> tuple[np.ndarray, str]:
             camera_encoding_spec(msg.encoding)
@@ -482,7 +482,6 @@ class LocalizerNode(Node):
             if samples:
                 values[f"{name}_p50_ms"] = f"{np.median(samples):.2f}"
         problems += self._wrong_publishers()
-        self._follow_latched_audio_info()
         level, message = assess(self.model_error, self.stream_error, counts, problems)
         name = f"{self.get_fully_qualified_name()}: localizer"  # as diagnostic_updater names it
         return diagnostic_status(
@@ -490,6 +489,8 @@ class LocalizerNode(Node):
         )
 
     def _publish_diagnostics(self) -> None:
+        """The periodic look at the graph, then this period's status."""
+        self._follow_latched_audio_info()
         self.diagnostics_pub.publish(diagnostic_array(self, self.diagnostics()))
 
     def destroy_node(self) -> None:
