@@ -226,3 +226,23 @@ def test_rates_outside_their_expected_bounds_warn(ros_context, rig, tiny_bundle,
         assert 5.0 < rate < 15.0  # 10 Hz over the window of five 0.2 s periods
     finally:
         node.destroy_node()
+
+
+def test_frames_refused_while_audio_is_missing_are_an_error_naming_the_refusal(
+    ros_context, rig, tiny_bundle, spin_until
+):
+    """Before: "waiting for audio" (WARN), hiding that no frame could ever be used."""
+    node = localizer(ros_context, tiny_bundle.directory)
+    diagnostics = []
+    rig.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+    frames = rig.create_publisher(Image, "image", 10)
+    yuv = Image(header=header_at(T0), height=2, width=2, encoding="yuv422", step=4, data=bytes(8))
+    rig.create_timer(0.05, lambda: frames.publish(yuv))
+    try:
+        errors = lambda: [d for d in diagnostics if d.status[0].level == b"\x02"]  # noqa: E731
+        assert spin_until([node, rig], errors, 10.0)
+        status = errors()[-1].status[0]
+        assert "inputs arrive but nothing is published: mostly bad_image" in status.message
+        assert int({kv.key: kv.value for kv in status.values}["drops.bad_image"]) >= 1
+    finally:
+        node.destroy_node()
