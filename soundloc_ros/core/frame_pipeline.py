@@ -36,7 +36,9 @@ class CameraModel:
     matrix: np.ndarray  # K [3, 3], or P's left 3x3 when rectified
     height: int  # 0: the frame's own size (CameraInfo leaves it unset)
     width: int
-    distortion_model: str = geometry.PLUMB_BOB
+    distortion_model: str = (
+        geometry.PLUMB_BOB
+    )  # the undistortion: plumb_bob (also rational) or equidistant
     distortion: np.ndarray = field(default_factory=lambda: np.zeros(8))  # geometry.coefficients
     rectified: bool = False
 
@@ -58,8 +60,9 @@ class CameraModel:
             return cls(projection[:, :3].copy(), int(height), int(width), rectified=True)
         if matrix[0, 0] <= 0 or matrix[1, 1] <= 0:
             return None
-        model = distortion_model or geometry.PLUMB_BOB
-        return cls(matrix, int(height), int(width), model, geometry.coefficients(model, d))
+        coefficients = geometry.coefficients(distortion_model, d)
+        model = distortion_model if distortion_model == geometry.EQUIDISTANT else geometry.PLUMB_BOB
+        return cls(matrix, int(height), int(width), model, coefficients)
 
     @classmethod
     def from_message(cls, msg, rectified: bool = False) -> CameraModel | None:
