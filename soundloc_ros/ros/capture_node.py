@@ -230,7 +230,7 @@ class CaptureNode(Node):
             level, message = DiagnosticStatus.ERROR, self.error
         else:
             level, message = DiagnosticStatus.OK, "capturing"
-        name = f"{self.get_fully_qualified_name()}: capture"  # as diagnostic_updater names it
+        name = f"{self.get_fully_qualified_name()}: capture"  # diagnostic_updater with use_fqn
         return diagnostic_status(level, name, message, self.device_name, values)
 
     def _publish_diagnostics(self) -> None:

@@ -483,7 +483,7 @@ class LocalizerNode(Node):
                 values[f"{name}_p50_ms"] = f"{np.median(samples):.2f}"
         problems += self._wrong_publishers()
         level, message = assess(self.model_error, self.stream_error, counts, problems)
-        name = f"{self.get_fully_qualified_name()}: localizer"  # as diagnostic_updater names it
+        name = f"{self.get_fully_qualified_name()}: localizer"  # diagnostic_updater with use_fqn
         return diagnostic_status(
             bytes([level]), name, message, self.get_fully_qualified_name(), values
         )
