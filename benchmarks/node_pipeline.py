@@ -100,7 +100,7 @@ def main() -> None:
     driver = rclpy.create_node("camera_and_microphone")
     qos = qos_profile_sensor_data if args.qos == "sensor_data" else 10
     image_pub = driver.create_publisher(Image, "image", qos)
-    audio_pub = driver.create_publisher(AudioDataStamped, "audio", qos)
+    audio_pub = driver.create_publisher(AudioDataStamped, "audio_stamped", qos)
     info_pub = driver.create_publisher(AudioInfo, "audio_info", LATCHED)
     stream = AudioStreamFormat(sample_rate=RATE, channels=1, sample_format="S16LE")
     info_pub.publish(info_from_stream_format(stream))

@@ -2,7 +2,7 @@
 
 Arguments: bundle, backend, params_file (defaults to the installed config/soundloc.yaml, keyed by
 /** so it applies under any namespace and name), namespace, node_name, use_sim_time, log_level,
-the input topics image, camera_info, audio, audio_info (remapped onto the node's names; the
+the input topics image, camera_info, audio_stamped, audio_info (remapped onto the node's names; the
 defaults are what ros-drivers audio_capture and soundloc_capture publish under /audio), and
 with_capture:=true to start soundloc_capture too (microphone `device`, its topics under /audio,
 its parameters from capture_params_file).
@@ -22,7 +22,7 @@ from launch_ros.parameter_descriptions import ParameterValue
 TOPICS = {
     "image": "/camera/image_raw",
     "camera_info": "/camera/camera_info",
-    "audio": "/audio/audio_stamped",
+    "audio_stamped": "/audio/audio_stamped",
     "audio_info": "/audio/audio_info",
 }
 SHARED = ("use_sim_time", "log_level")  # handed on to soundloc_capture

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -44,7 +45,12 @@ def main() -> int:
         raise SystemExit(f"no bundle at {args.bundle}: run `make bundle` (make demo does)")
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # stay on this machine
     began = time.monotonic()
-    if not (args.bag / "metadata.yaml").is_file():
+    from soundloc_ros.replay.messages import BagTopics
+
+    metadata = args.bag / "metadata.yaml"
+    if metadata.is_file() and BagTopics().audio not in metadata.read_text():
+        shutil.rmtree(args.bag)  # kept from before the audio topic followed audio_capture's name
+    if not metadata.is_file():
         make_demo_bag(args.bag)
     from soundloc_ros.replay.cli import main as replay_eval
 

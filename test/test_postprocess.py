@@ -114,17 +114,6 @@ def test_peak_is_refined_between_cells_and_mapped_to_image_pixels():
     assert u == pytest.approx(59.5)
 
 
-def test_bearing_points_through_the_pixel_with_the_camera_intrinsics():
-    from soundloc_ros.core.postprocess import bearing_from_pixel
-
-    k = np.array([[500.0, 0, 319.5], [0, 500.0, 239.5], [0, 0, 1]])
-    np.testing.assert_allclose(bearing_from_pixel(319.5, 239.5, k), [0, 0, 1])
-    right = bearing_from_pixel(819.5, 239.5, k)  # 500 px right of centre at f = 500: 45 degrees
-    np.testing.assert_allclose(right, [np.sqrt(0.5), 0, np.sqrt(0.5)])
-    with pytest.raises(ValueError, match="focal length"):
-        bearing_from_pixel(0, 0, np.zeros((3, 3)))
-
-
 def test_overlay_leaves_cold_pixels_alone_and_colours_hot_ones():
     from soundloc_ros.core.postprocess import COLORMAP, overlay
 

@@ -17,36 +17,89 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from soundloc_ros.core import geometry
 from soundloc_ros.core.backends import Localizer
 from soundloc_ros.core.detection import DEFAULT_SILENCE_DB, bounding_box, is_silent, is_source
-from soundloc_ros.core.postprocess import bearing_from_pixel, peak_pixel, resize_bilinear
+from soundloc_ros.core.postprocess import peak_pixel, resize_bilinear
 
 SILENCE, BELOW_THRESHOLD = "silence", "below_threshold"  # why a frame has no source
 
 
 @dataclass(frozen=True)
 class CameraModel:
-    """Pinhole intrinsics from CameraInfo, with the image size they describe (binning-safe)."""
+    """A calibrated camera from CameraInfo, with the image size it describes (binning-safe).
 
-    matrix: np.ndarray  # K [3, 3]
+    `rectified`: the images are already undistorted (image_rect), so P describes them and D
+    does not apply; otherwise (image_raw) a pixel is undone through K and D. CameraInfo cannot
+    say which: image_proc republishes the raw camera's CameraInfo, D included, next to
+    image_rect, so the node is told (parameter `rectified`).
+    """
+
+    matrix: np.ndarray  # K [3, 3], or P's left 3x3 when rectified
     height: int  # 0: the frame's own size (CameraInfo leaves it unset)
     width: int
+    distortion_model: str = (
+        geometry.PLUMB_BOB
+    )  # the undistortion: plumb_bob (also rational) or equidistant
+    distortion: np.ndarray = field(default_factory=lambda: np.zeros(8))  # geometry.coefficients
+    rectified: bool = False
 
     @classmethod
-    def from_camera_info(cls, k, height: int, width: int) -> CameraModel | None:
-        """CameraInfo fields -> a model; None when K has no focal length (uncalibrated)."""
+    def from_camera_info(
+        cls, k, height: int, width: int, d=(), distortion_model: str = "", p=(),
+        rectified: bool = False,
+    ) -> CameraModel | None:  # fmt: skip
+        """CameraInfo fields -> a model; None when the matrix used has no focal length
+        (uncalibrated); ValueError naming the fix for a distortion model it cannot undo."""
         matrix = np.asarray(k, dtype=np.float64).reshape(3, 3)  # row-major K
+        projection = np.asarray(p, dtype=np.float64).reshape(3, 4) if len(p) else None  # P
+        if rectified:
+            if projection is None or projection[0, 0] <= 0 or projection[1, 1] <= 0:
+                raise ValueError(
+                    "rectified:=true but camera_info has no projection matrix P; calibrate the "
+                    "camera (camera_calibration) or use raw images with rectified:=false"
+                )
+            return cls(projection[:, :3].copy(), int(height), int(width), rectified=True)
         if matrix[0, 0] <= 0 or matrix[1, 1] <= 0:
             return None
-        return cls(matrix, int(height), int(width))
+        coefficients = geometry.coefficients(distortion_model, d)
+        model = distortion_model if distortion_model == geometry.EQUIDISTANT else geometry.PLUMB_BOB
+        return cls(matrix, int(height), int(width), model, coefficients)
+
+    @classmethod
+    def from_message(cls, msg, rectified: bool = False) -> CameraModel | None:
+        """From a CameraInfo message (rclpy's or rosbags'; the field names are the same)."""
+        return cls.from_camera_info(msg.k, msg.height, msg.width, d=msg.d,
+                                    distortion_model=msg.distortion_model, p=msg.p,
+                                    rectified=rectified)  # fmt: skip
+
+    def ray(self, u: float, v: float) -> np.ndarray:
+        """Unit vector toward pixel (u, v) of the image this model describes."""
+        fx, fy, cx, cy = geometry.pinhole(self.matrix)
+        xd, yd = (u - cx) / fx, (v - cy) / fy
+        if self.rectified:
+            return geometry.unit(xd, yd)
+        return geometry.undistorted_ray(self.distortion_model, self.distortion, xd, yd)
+
+    def project(self, direction: np.ndarray) -> tuple[float, float]:
+        """(u, v) pixels of the image this model describes that `direction` points at."""
+        fx, fy, cx, cy = geometry.pinhole(self.matrix)
+        if self.rectified:
+            x, y, z = np.asarray(direction, np.float64)
+            xd, yd = x / z, y / z
+        else:
+            xd, yd = geometry.distort(self.distortion_model, self.distortion, direction)
+        return fx * xd + cx, fy * yd + cy
+
+    def described_size(self, frame_shape: tuple[int, ...]) -> tuple[int, int]:
+        """(height, width) of the pixels the model describes: CameraInfo's, else the frame's."""
+        return self.height or frame_shape[0], self.width or frame_shape[1]
 
     def pixel(self, direction: np.ndarray, frame_shape: tuple[int, ...]) -> tuple[float, float]:
         """(u, v) frame pixels a bearing points at: the inverse of FrameResult.bearing."""
-        x, y, z = np.asarray(direction, np.float64)
-        u = self.matrix[0, 0] * x / z + self.matrix[0, 2]  # in the pixels K describes
-        v = self.matrix[1, 1] * y / z + self.matrix[1, 2]
-        height, width = frame_shape[:2]
-        scale_u, scale_v = width / (self.width or width), height / (self.height or height)
+        u, v = self.project(direction)
+        height, width = self.described_size(frame_shape)
+        scale_u, scale_v = frame_shape[1] / width, frame_shape[0] / height
         return (u + 0.5) * scale_u - 0.5, (v + 0.5) * scale_v - 0.5
 
 
@@ -73,8 +126,8 @@ class FrameResult:
         """
         if self.model_scores is None or camera is None:
             return None
-        size = (camera.height or self.heatmap.shape[0], camera.width or self.heatmap.shape[1])
-        return bearing_from_pixel(*peak_pixel(self.model_scores, *size), camera.matrix)
+        size = camera.described_size(self.heatmap.shape)
+        return camera.ray(*peak_pixel(self.model_scores, *size))
 
 
 def no_source_result(

@@ -23,13 +23,14 @@ from typing import Any
 from soundloc_ros.core.audio_buffer import AudioRingBuffer, AudioWindow, ChunkEvent
 
 LATE_POLICIES = ("pad", "drop")
+MAX_WAIT_S = 0.02  # wall seconds between deadline checks: the clock may be simulated and fast
 
 
 @dataclass
 class PairingConfig:
     window_s: float = 1.0  # the bundle's front-end window
     offset_s: float = 0.0  # window end relative to the frame stamp
-    deadline_s: float = 0.25  # how long a frame may wait for its audio (wall time)
+    deadline_s: float = 0.25  # how long a frame may wait for its audio (scheduler clock)
     late_policy: str = "pad"  # audio incomplete at the deadline: "pad" (zeros, flagged) or "drop"
     min_coverage: float = 0.5  # below this a window is never used, whatever the policy
     max_pending: int = 30  # frames waiting for audio (1 s of 30 Hz video)
@@ -70,6 +71,8 @@ class FrameScheduler:
         clock: Callable[[], float] = time.monotonic,
         buffer_s: float = 5.0,
     ) -> None:
+        """clock: seconds that arrival and deadlines are measured in (the node's ROS clock, a
+        bag's log time); it may stand still (a paused bag) or run faster than wall time."""
         config.check()
         self.config = config
         self.clock = clock
@@ -128,7 +131,7 @@ class FrameScheduler:
                 remaining = end - self.clock()
                 if remaining <= 0:
                     return None
-                self._condition.wait(min(remaining, self._next_deadline_in()))
+                self._condition.wait(min(remaining, self._next_deadline_in(), MAX_WAIT_S))
             return None
 
     def close(self) -> None:

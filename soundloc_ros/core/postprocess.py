@@ -129,19 +129,6 @@ def peak_pixel(heatmap: np.ndarray, height: int, width: int) -> tuple[float, flo
     return (centre_c + 0.5) * width / cols - 0.5, (centre_r + 0.5) * height / rows - 0.5
 
 
-def bearing_from_pixel(u: float, v: float, camera_matrix: np.ndarray) -> np.ndarray:
-    """Unit vector toward pixel (u, v) in the camera optical frame (x right, y down, z ahead).
-
-    Uses the pinhole intrinsics K only: on a strongly distorted lens, feed the node rectified
-    images (and their CameraInfo) for an exact direction.
-    """
-    k = np.asarray(camera_matrix, dtype=np.float64).reshape(3, 3)
-    if k[0, 0] <= 0 or k[1, 1] <= 0:
-        raise ValueError(f"CameraInfo K has no focal length (fx={k[0, 0]}, fy={k[1, 1]})")
-    ray = np.array([(u - k[0, 2]) / k[0, 0], (v - k[1, 2]) / k[1, 1], 1.0])
-    return ray / np.linalg.norm(ray)
-
-
 def _colormap() -> np.ndarray:
     """A 256-entry blue-cyan-yellow-red ramp (uint8 RGB), perceptually ordered enough for
     a glance at where the sound is; avoids an OpenCV dependency."""

@@ -1,7 +1,9 @@
 """Reading a recorded rosbag2 (MCAP or sqlite3) for replay, with `rosbags`: no ROS needed.
 
 `BagSource` opens a bag, finds the camera, microphone and (optional) camera-info, audio-info and
-ground-truth topics by name, and checks their types before anything is replayed, so a bag that
+ground-truth topics by name, and checks their types before anything is replayed (the camera may
+be raw Image or image_transport's CompressedImage, jpeg or png: a bag recorded from
+`<camera>/compressed` is found under the camera's base name too), so a bag that
 cannot be used fails at once with a message that says what is wrong and which argument fixes it.
 Messages come out in recording order (log time) as raw CDR bytes, which live replay publishes
 unchanged and offline replay decodes with the same codecs the node uses. A message whose bytes
@@ -19,13 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from soundloc_ros.core.frame_pipeline import CameraModel
-from soundloc_ros.core.image_codec import camera_encoding_spec, decode_image
+from soundloc_ros.core.image_codec import camera_encoding_spec, decode_compressed, decode_image
+from soundloc_ros.core.interop import COMPRESSED, COMPRESSED_SUFFIX
 from soundloc_ros.core.pcm import AudioStreamFormat, decode_chunk
 from soundloc_ros.replay.messages import BagTopics, typestore
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 EXPECTED_TYPES = {
-    "image": (IMAGE_TYPE,),
+    "image": (IMAGE_TYPE, COMPRESSED),
     "camera_info": ("sensor_msgs/msg/CameraInfo",),
     "audio": ("audio_common_msgs/msg/AudioDataStamped",),
     "audio_info": ("audio_common_msgs/msg/AudioInfo",),
@@ -41,10 +44,8 @@ FLAGS = {  # the command-line option that names each topic
     "ground_truth": "--ground-truth-topic",
 }
 HINTS = {
-    "sensor_msgs/msg/CompressedImage": "record the raw image topic, or decompress it first "
-    "(ros2 run image_transport republish compressed raw)",
     "audio_common_msgs/msg/AudioData": "its chunks carry no timestamps; record the stamped "
-    "topic of the capture node (audio_capture: audio_stamped, soundloc_capture: audio)",
+    "topic of the capture node (audio_capture and soundloc_capture: audio_stamped)",
 }
 
 
@@ -112,6 +113,8 @@ class BagSource:
         listing = ", ".join(f"{t} ({c[0].msgtype})" for t, c in sorted(recorded.items()))
         for kind, expected in EXPECTED_TYPES.items():
             topic = getattr(self.topics, kind)
+            if kind == "image" and topic not in recorded and topic + COMPRESSED_SUFFIX in recorded:
+                topic += COMPRESSED_SUFFIX  # recorded from image_transport's compressed topic
             connections = recorded.get(topic)
             if not connections:
                 if kind in REQUIRED:
@@ -181,7 +184,10 @@ class BagSource:
 
 
 def decode_frame(msg) -> tuple[np.ndarray, str]:
-    """A camera Image -> (decoded array, encoding); ValueError naming an unusable encoding."""
+    """A camera Image or CompressedImage -> (decoded array, encoding); ValueError naming an
+    unusable encoding or codec."""
+    if hasattr(msg, "format"):  # CompressedImage: Image has no `format` field
+        return decode_compressed(msg.data, msg.format)
     camera_encoding_spec(msg.encoding)
     frame = decode_image(
         msg.data, msg.height, msg.width, msg.encoding, msg.step, bool(msg.is_bigendian)
@@ -207,5 +213,6 @@ def stream_from_info(msg) -> AudioStreamFormat:
     )
 
 
-def camera_from_info(msg) -> CameraModel | None:
-    return CameraModel.from_camera_info(msg.k, msg.height, msg.width)
+def camera_from_info(msg, rectified: bool = False) -> CameraModel | None:
+    """ValueError naming the fix for a distortion model the bearing cannot undo."""
+    return CameraModel.from_message(msg, rectified)

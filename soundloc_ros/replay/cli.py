@@ -59,6 +59,8 @@ def parser() -> argparse.ArgumentParser:
     node.add_argument(
         "--source-threshold", type=float, help="source threshold (default: the bundle's)"
     )
+    node.add_argument("--rectified", action="store_true",
+                      help="the bag's images are rectified: bearings use CameraInfo P")  # fmt: skip
     return p
 
 
@@ -132,7 +134,7 @@ def _replay_offline(source, scorer, args, pairing, stream) -> dict[str, object]:
     localizer = Localizer(backend, mask_threshold=args.mask_threshold)
     try:
         pipeline = FramePipeline(localizer, args.silence_threshold_db, args.source_threshold)
-        replay = OfflineReplay(source, pipeline, scorer, pairing, stream)
+        replay = OfflineReplay(source, pipeline, scorer, pairing, stream, args.rectified)
         threshold = json_ready(pipeline.threshold)  # -inf (no decision) becomes null
         return {"backend": backend.description, "source_threshold": threshold,
                 **replay.run(progress=not args.quiet)}  # fmt: skip

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from soundloc_ros.core.image_codec import to_rgb8
+from soundloc_ros.core.interop import COMPRESSED, COMPRESSED_SUFFIX, base_topic
 from soundloc_ros.replay.bag import (
     BagMessage,
     BagSource,
@@ -45,12 +46,28 @@ def message_class(msgtype: str):
     return getattr(importlib.import_module(f"{package}.msg"), name)
 
 
+NODE_INPUTS = {"image": "image", "camera_info": "camera_info", "audio": "audio_stamped",
+               "audio_info": "audio_info"}  # fmt: skip
+
+
+def remap_rule(kind: str, topic: str, msgtype: str) -> str:
+    """The node's input `kind` onto a bag topic; a CompressedImage camera through its base
+    topic, as image_transport resolves it (`image:=/cam` reads `/cam/compressed`)."""
+    if msgtype != COMPRESSED:
+        return f"{NODE_INPUTS[kind]}:={topic}"
+    if topic.endswith(COMPRESSED_SUFFIX):
+        return f"image:={base_topic(topic)}"
+    return f"image{COMPRESSED_SUFFIX}:={topic}"
+
+
 def node_command(source: BagSource, args, pairing) -> list[str]:
     """The soundloc_node command line: remapped onto the bag's topics, with the given parameters."""
-    remaps = [
-        f"{kind}:={info.topic}" for kind, info in source.info.items() if kind != "ground_truth"
-    ]
+    inputs = {kind: info for kind, info in source.info.items() if kind in NODE_INPUTS}
+    remaps = [remap_rule(kind, info.topic, info.msgtype) for kind, info in inputs.items()]
+    compressed = inputs["image"].msgtype == COMPRESSED
     parameters = {
+        "image_transport": "compressed" if compressed else "raw",
+        "rectified": bool(args.rectified),
         "bundle": str(Path(args.bundle).resolve()),
         "backend": args.backend,
         "threads": args.threads,
@@ -203,7 +220,7 @@ def replay_live(source: BagSource, scorer: ReplayScorer, args, pairing) -> dict[
         }
         _wait_for_node(process, executor, listener, publishers)
         began = time.monotonic()
-        _play(source, scorer, listener, publishers, executor, args.speed)
+        _play(source, scorer, listener, publishers, executor, args.speed, args.rectified)
         end = time.monotonic() + DRAIN_TIMEOUT_S  # the last frames are still in inference
         while listener.sent_at and time.monotonic() < end:
             executor.spin_once(timeout_sec=0.05)
@@ -252,7 +269,9 @@ def _wait_for_node(process, executor, listener: _Listener, publishers: dict) -> 
     )
 
 
-def _play(source, scorer, listener: _Listener, publishers, executor, speed: float) -> None:
+def _play(
+    source, scorer, listener: _Listener, publishers, executor, speed: float, rectified: bool
+) -> None:
     """Publish every message at its recorded time (scaled by `speed`) after the first.
 
     Messages logged at the same instant go out CameraInfo first, so the node knows the camera
@@ -266,14 +285,16 @@ def _play(source, scorer, listener: _Listener, publishers, executor, speed: floa
             while (wait := due - time.monotonic()) > 0:
                 executor.spin_once(timeout_sec=min(wait, 0.005))
             for queued in sorted(batch, key=lambda m: m.kind != "camera_info"):
-                index = _send(source, scorer, listener, publishers, queued, index)
+                index = _send(source, scorer, listener, publishers, queued, index, rectified)
             batch = []
         if message is not None:
             bag0 = message.log_time_ns if bag0 is None else bag0
             batch.append(message)
 
 
-def _send(source, scorer, listener, publishers, message: BagMessage, index: int) -> int:
+def _send(
+    source, scorer, listener, publishers, message: BagMessage, index: int, rectified: bool
+) -> int:
     """Publish one message (ground truth is only scored); returns the next frame index. One
     that does not deserialize is not sent (the node could not read it either): the source
     counts and lists it."""
@@ -284,7 +305,10 @@ def _send(source, scorer, listener, publishers, message: BagMessage, index: int)
         scorer.add_truth(stamp_key(msg.header), decode_mask(msg))
         return index
     if message.kind == "camera_info":
-        scorer.camera = camera_from_info(msg)
+        try:
+            scorer.camera = camera_from_info(msg, rectified)
+        except ValueError:
+            scorer.camera = None  # the node refuses it too, and publishes no bearing
     if message.kind == "image":
         key = stamp_key(msg.header)
 

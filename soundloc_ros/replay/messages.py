@@ -27,7 +27,7 @@ class BagTopics:
 
     image: str = "/camera/image_raw"
     camera_info: str = "/camera/camera_info"
-    audio: str = "/audio/audio"
+    audio: str = "/audio/audio_stamped"  # audio_capture and soundloc_capture under /audio
     audio_info: str = "/audio/audio_info"
     ground_truth: str = "/ground_truth/mask"  # mono8 masks, stamped like their frames
 

@@ -43,12 +43,15 @@ class OfflineReplay:
         scorer: ReplayScorer,
         pairing: PairingConfig,
         stream: AudioStreamFormat,
+        rectified: bool = False,
     ) -> None:
+        """rectified: the bag's images are rectified (the node's `rectified`)."""
         self.source, self.pipeline, self.scorer = source, pipeline, scorer
+        self.rectified = rectified
         # inference is instantaneous in bag time, so nothing is ever superseded
         window = pipeline.localizer.bundle.audio_frontend.window_seconds
         self.bag = BagPairing(replace(pairing, window_s=window, max_ready=10_000), stream)
-        self.drops: Counter[str] = Counter()  # bad_image, bad_ground_truth
+        self.drops: Counter[str] = Counter()  # bad_image, bad_camera_info, bad_ground_truth
         self.errors: dict[str, str] = {}
         self.stage_ms: dict[str, list[float]] = {stage: [] for stage in STAGES}
         self._camera = None
@@ -97,7 +100,12 @@ class OfflineReplay:
         elif kind == "audio_info":
             self.bag.set_audio_info(msg)
         elif kind == "camera_info":
-            self.scorer.camera = self._camera = camera_from_info(msg)
+            try:
+                camera = camera_from_info(msg, self.rectified)
+            except ValueError as error:
+                self._refuse("bad_camera_info", error)
+                camera = None
+            self.scorer.camera = self._camera = camera
         elif kind == "ground_truth":
             try:
                 self.scorer.add_truth(stamp_key(msg.header), decode_mask(msg))

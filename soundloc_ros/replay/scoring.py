@@ -40,7 +40,7 @@ from soundloc_ros.core.pictures import (
     save_png,
     tile_grid,
 )
-from soundloc_ros.core.postprocess import bearing_from_pixel, resize_bilinear
+from soundloc_ros.core.postprocess import resize_bilinear
 from soundloc_ros.replay.bag import StampKey
 
 MAX_WAITING = 600  # outputs or masks waiting for their partner (20 s of 30 Hz video)
@@ -166,11 +166,10 @@ class ReplayScorer:
 
     def _truth_bearing(self, truth: np.ndarray) -> np.ndarray:
         rows, cols = np.nonzero(truth)
-        height = self.camera.height or truth.shape[0]
-        width = self.camera.width or truth.shape[1]
+        height, width = self.camera.described_size(truth.shape)
         u = (cols.mean() + 0.5) * width / truth.shape[1] - 0.5  # centroid in K's pixels
         v = (rows.mean() + 0.5) * height / truth.shape[0] - 0.5
-        return bearing_from_pixel(u, v, self.camera.matrix)
+        return self.camera.ray(u, v)
 
     # --- results ---
     def figures(self) -> dict[str, object]:

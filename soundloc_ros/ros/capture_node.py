@@ -1,8 +1,11 @@
 """`soundloc_capture`: a microphone (any PortAudio input) to audio_common_msgs, stamped right.
 
-Publishes `audio` (AudioDataStamped, stamp = time of the chunk's first sample) and `audio_info`
-(AudioInfo, transient local), wire-compatible with ros-drivers/audio_common `audio_capture` in
-wave mode. Stamps come from PortAudio's ADC times mapped onto the system clock (core
+Publishes the topics ros-drivers/audio_common `audio_capture` publishes, with its types, so
+either driver can feed either's consumers: `audio_stamped` (AudioDataStamped, stamp = time of
+the chunk's first sample; what soundloc_node reads), `audio` (the same bytes as unstamped
+AudioData, for consumers such as audio_play; built only while one subscribes) and `audio_info`
+(AudioInfo, transient local, so a late subscriber gets it at once), in audio_capture's wave
+mode. Stamps come from PortAudio's ADC times mapped onto the system clock (core
 CaptureClock), so an input overflow shows as a gap in the stamps instead of being hidden.
 
 The PortAudio callback only copies the block and its stamp into a bounded queue (it never calls
@@ -19,7 +22,7 @@ import time
 from collections import Counter, deque
 
 import numpy as np
-from audio_common_msgs.msg import AudioDataStamped, AudioInfo
+from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
@@ -76,7 +79,8 @@ class CaptureNode(Node):
             channels=self.param("channels"),
             sample_format=self.param("sample_format"),
         )
-        self.audio_pub = self.create_publisher(AudioDataStamped, "audio", 100)
+        self.audio_pub = self.create_publisher(AudioDataStamped, "audio_stamped", 100)
+        self.unstamped_pub = self.create_publisher(AudioData, "audio", 100)
         self.info_pub = self.create_publisher(AudioInfo, "audio_info", LATCHED)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 5)
         self.create_timer(1.0, self._publish_diagnostics)
@@ -195,7 +199,10 @@ class CaptureNode(Node):
             header = Header(frame_id=frame_id)
             header.stamp.sec = int(stamp)
             header.stamp.nanosec = int((stamp - int(stamp)) * 1e9)
-            self.audio_pub.publish(numpy_to_audio(samples, self.format, header))
+            stamped = numpy_to_audio(samples, self.format, header)
+            self.audio_pub.publish(stamped)
+            if self.unstamped_pub.get_subscription_count() > 0:
+                self.unstamped_pub.publish(stamped.audio)
             self.counts["chunks"] += 1
             if previous is not None:
                 self.stamp_steps.append(stamp - previous)
@@ -226,7 +233,8 @@ class CaptureNode(Node):
             level, message = DiagnosticStatus.ERROR, self.error
         else:
             level, message = DiagnosticStatus.OK, "capturing"
-        return diagnostic_status(level, "soundloc: capture", message, self.device_name, values)
+        name = f"{self.get_fully_qualified_name()}: capture"  # diagnostic_updater with use_fqn
+        return diagnostic_status(level, name, message, self.device_name, values)
 
     def _publish_diagnostics(self) -> None:
         self.diagnostics_pub.publish(diagnostic_array(self, self.diagnostics()))

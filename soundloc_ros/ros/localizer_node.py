@@ -9,6 +9,18 @@ Threads: subscription callbacks only hand messages to the core FrameScheduler (p
 queues); one inference thread takes paired frames, runs the localizer and publishes. All logic
 that needs no ROS lives in soundloc_ros.core and is tested there.
 
+Inputs follow the drivers robots run: AudioDataStamped on `audio_stamped` and AudioInfo on
+`audio_info` as ros-drivers audio_capture and soundloc_capture publish them (the AudioInfo
+from either durability: see `_subscribe_audio_info`), and the camera as raw `image` or, with
+image_transport:=compressed, image_transport's `image/compressed` (one of the two, chosen like
+image_transport's own parameter: a camera usually offers both, and subscribing to both would
+pull every frame twice over the network). Publishers of the wrong type on those topics are
+named in the log and on /diagnostics with the fix.
+
+Time: the audio deadline runs on the node's clock, so with use_sim_time a bag played with
+--clock pairs the same at any rate; the bundle retry and /diagnostics run on a steady clock,
+so they go on while a simulated clock has not started (a ROS-time timer would never fire).
+
 No source: when the audio window is quieter than `silence_threshold_db`, or the frame's source
 score (core.detection) is not above the bundle's calibrated threshold (`source_threshold`
 overrides it), the heatmap and mask are published all zero (still with the frame's header, so
@@ -29,6 +41,7 @@ from audio_common_msgs.msg import AudioDataStamped, AudioInfo
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import Point, Vector3Stamped
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import (
     DurabilityPolicy,
@@ -37,7 +50,7 @@ from rclpy.qos import (
     ReliabilityPolicy,
     qos_profile_sensor_data,
 )
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float32
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 from visualization_msgs.msg import Marker
@@ -45,8 +58,9 @@ from visualization_msgs.msg import Marker
 from soundloc_ros.core.backends import Localizer, create_backend
 from soundloc_ros.core.bundle import BundleError, load_bundle
 from soundloc_ros.core.frame_pipeline import CameraModel, FramePipeline, FrameResult
-from soundloc_ros.core.health import PeriodCounts, assess
-from soundloc_ros.core.image_codec import camera_encoding_spec, to_rgb8
+from soundloc_ros.core.health import PeriodCounts, RateBounds, RateWindow, assess
+from soundloc_ros.core.image_codec import camera_encoding_spec, decode_compressed, to_rgb8
+from soundloc_ros.core.interop import COMPRESSED, IMAGE, STAMPED_AUDIO, wrong_publishers
 from soundloc_ros.core.pairing import FrameScheduler, PairedFrame, PairingConfig
 from soundloc_ros.core.pcm import AudioStreamFormat, PcmFormatError, decode_chunk
 from soundloc_ros.core.pictures import localization_overlay
@@ -56,7 +70,18 @@ from soundloc_ros.ros.conversions import (
     stream_format_from_info,
 )
 from soundloc_ros.ros.node_runtime import diagnostic_array, diagnostic_status, run
-from soundloc_ros.ros.parameters import SPECS, check_choice, descriptor, source_threshold
+from soundloc_ros.ros.parameters import (
+    RATES,
+    SPECS,
+    check_choice,
+    descriptor,
+    source_threshold,
+)
+
+try:
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import SubscriptionEventCallbacks
 
 LATCHED = QoSProfile(
     depth=1,
@@ -64,7 +89,9 @@ LATCHED = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
+VOLATILE_INFO = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)  # matches any
 RETRY_BUNDLE_S = 5.0
+RATE_KEYS = {"image": "image_rate_hz", "audio": "audio_chunk_rate_hz", "output": "output_rate_hz"}
 ERROR_THROTTLE_S = 5.0
 
 
@@ -117,8 +144,15 @@ class LocalizerNode(Node):
         self.model_error = ""
         self.camera: CameraModel | None = None  # from camera_info; enables the bearing
         self._last_error_log: dict[str, float] = {}
-        self._rates: Counter[str] = Counter()  # image, audio, published: this period
-        self._drops_before: Counter[str] = Counter()  # all drops up to this period
+        self.received: Counter[str] = Counter()  # image, audio: since the start
+        self._before: Counter[str] = Counter()  # received, published and drops before this period
+        window = self.param("expected_rate.window")
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._rate_windows = {name: RateWindow(window) for name in RATES}
+        for rate_window in self._rate_windows.values():
+            rate_window.add(self._steady.now().nanoseconds * 1e-9, 0)
+        self._wrong_types: set[tuple[str, str]] = set()  # warned about once
+        self._last_info: tuple | None = None
 
         self.stream = AudioStreamFormat(
             sample_rate=self.param("audio.sample_rate"),
@@ -126,12 +160,16 @@ class LocalizerNode(Node):
             sample_format=self.param("audio.sample_format"),
         )
         self.stream_error = ""  # why the announced audio format cannot be used; "" when it can
-        self.scheduler = FrameScheduler(self._pairing_config(), self.stream.sample_rate)
+        self.scheduler = FrameScheduler(
+            self._pairing_config(), self.stream.sample_rate, clock=self._node_time_s
+        )
 
         qos = self.param("input_qos")
-        self.create_subscription(Image, "image", self._on_image, input_qos(qos, 1))
-        self.create_subscription(AudioDataStamped, "audio", self._on_audio, input_qos(qos, 50))
-        self.create_subscription(AudioInfo, "audio_info", self._on_audio_info, LATCHED)
+        self.image_sub = self._subscribe_image(input_qos(qos, 1))
+        self.audio_sub = self.create_subscription(
+            AudioDataStamped, "audio_stamped", self._on_audio, input_qos(qos, 50)
+        )
+        self._subscribe_audio_info()
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, input_qos(qos, 1))
         self.heatmap_pub = self.create_publisher(Image, "~/heatmap", 5)
         self.mask_pub = self.create_publisher(Image, "~/mask", 5)
@@ -141,11 +179,15 @@ class LocalizerNode(Node):
         self.score_pub = self.create_publisher(Float32, "~/source_score", 5)
         self.detections_pub = self.create_publisher(Detection2DArray, "~/detections", 5)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 5)
-        self.create_timer(self.param("diagnostics_period"), self._publish_diagnostics)
+        self.create_timer(
+            self.param("diagnostics_period"), self._publish_diagnostics, clock=self._steady
+        )
 
         self._load_model()
         if self.localizer is None:
-            self._retry_timer = self.create_timer(RETRY_BUNDLE_S, self._retry_model)
+            self._retry_timer = self.create_timer(
+                RETRY_BUNDLE_S, self._retry_model, clock=self._steady
+            )
         self._running = True
         self._worker = threading.Thread(target=self._inference_loop, daemon=True)
         self._worker.start()
@@ -153,6 +195,45 @@ class LocalizerNode(Node):
     # --- parameters ---
     def param(self, name: str):
         return self.get_parameter(name).value
+
+    def _node_time_s(self) -> float:
+        """The node's clock (simulated with use_sim_time): what pairing deadlines run on."""
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # --- subscriptions ---
+    def _subscribe_image(self, qos: QoSProfile):
+        """Raw `image`, or `<resolved image>/compressed` as image_transport names it (so a
+        remap of `image` moves both, as with image_transport)."""
+        if self.param("image_transport") == "raw":
+            return self.create_subscription(Image, "image", self._on_image, qos)
+        topic = self.resolve_topic_name("image") + "/compressed"
+        return self.create_subscription(CompressedImage, topic, self._on_compressed_image, qos)
+
+    def _subscribe_audio_info(self) -> None:
+        """AudioInfo from publishers of either durability.
+
+        A best-effort volatile subscription matches every publisher (reliable or not, latched
+        or not; audio_capture releases with a volatile AudioInfo repeat it every 5 s) but gets
+        no history. A transient-local one gets a latched AudioInfo published before the node
+        started (soundloc_capture), but is incompatible with a volatile publisher: both ends
+        would log a QoS warning. So the volatile one always, and the transient-local one once
+        a latched publisher shows up (`_follow_latched_audio_info`). A latched AudioInfo then
+        arrives twice; repeats are ignored."""
+        self.info_sub = self.create_subscription(
+            AudioInfo, "audio_info", self._on_audio_info, VOLATILE_INFO
+        )
+        self._latched_info_sub = None
+        self._follow_latched_audio_info()
+
+    def _follow_latched_audio_info(self) -> None:
+        if self._latched_info_sub is not None:
+            return
+        offered = self.get_publishers_info_by_topic(self.info_sub.topic_name)
+        if any(info.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for info in offered):
+            quiet = SubscriptionEventCallbacks(incompatible_qos=lambda _event: None)  # expected
+            self._latched_info_sub = self.create_subscription(
+                AudioInfo, "audio_info", self._on_audio_info, LATCHED, event_callbacks=quiet
+            )
 
     def _pairing_config(self) -> PairingConfig:
         return PairingConfig(
@@ -225,24 +306,34 @@ class LocalizerNode(Node):
         if self.localizer is not None:
             self._retry_timer.cancel()
 
-    # --- inputs (callbacks: cheap, no decoding) ---
+    # --- inputs (callbacks: check or decode, then queue; no inference) ---
     def _on_image(self, msg: Image) -> None:
-        self._rates["image"] += 1
-        began = time.perf_counter()
-        try:  # checked here so a bad frame is reported at once, not after waiting for audio
-            frame = image_to_numpy(msg)  # a view on the message: no copy of the pixels
+        def decode() -> tuple[np.ndarray, str]:
             camera_encoding_spec(msg.encoding)
+            return image_to_numpy(msg), msg.encoding  # a view on the message: no pixel copy
+
+        self._accept_frame(msg.header, decode)
+
+    def _on_compressed_image(self, msg: CompressedImage) -> None:
+        self._accept_frame(msg.header, lambda: decode_compressed(msg.data, msg.format))
+
+    def _accept_frame(self, header, decode) -> None:
+        """Decode at once, so a bad frame is reported now, not after waiting for its audio."""
+        self.received["image"] += 1
+        began = time.perf_counter()
+        try:
+            frame, encoding = decode()
         except ValueError as error:
             self.drops["bad_image"] += 1
             self._warn("bad_image", f"image refused: {error}")
             return
         self.decode_ms.append((time.perf_counter() - began) * 1e3)
-        payload = (msg.header, frame, msg.encoding)
-        if not self.scheduler.add_frame(stamp_seconds(msg.header), payload):
+        payload = (header, frame, encoding, time.monotonic())  # wall arrival: for latency
+        if not self.scheduler.add_frame(stamp_seconds(header), payload):
             self._warn("time_jump", "image stamps jumped backwards (bag loop?): queue reset")
 
     def _on_audio(self, msg: AudioDataStamped) -> None:
-        self._rates["audio"] += 1
+        self.received["audio"] += 1
         if self.stream_error:
             self.drops["audio_unusable_format"] += 1
             return
@@ -263,6 +354,10 @@ class LocalizerNode(Node):
             self._warn("audio_glitch", "one audio chunk had a wrong stamp: laid end to end")
 
     def _on_audio_info(self, msg: AudioInfo) -> None:
+        fields = (msg.channels, msg.sample_rate, msg.sample_format, msg.coding_format)
+        if fields == self._last_info:
+            return  # a repeat (latched ones arrive on both subscriptions): nothing new
+        self._last_info = fields
         try:
             stream = stream_format_from_info(msg)
         except (PcmFormatError, ValueError) as error:
@@ -278,7 +373,12 @@ class LocalizerNode(Node):
             self.stream = stream
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        self.camera = CameraModel.from_camera_info(msg.k, msg.height, msg.width)
+        try:
+            self.camera = CameraModel.from_message(msg, self.param("rectified"))
+        except ValueError as error:
+            self.camera = None
+            self._warn("camera_info", f"camera_info refused, no bearing: {error}")
+            return
         if self.camera is None:
             self._warn("camera_info", "camera_info has no focal length (uncalibrated): no bearing")
 
@@ -296,7 +396,7 @@ class LocalizerNode(Node):
 
     def _process(self, paired: PairedFrame) -> None:
         began = time.perf_counter()
-        header, frame, encoding = paired.payload
+        header, frame, encoding, arrival_s = paired.payload
         self.coverage.append(paired.audio.coverage)
         result = self.pipeline.process(
             frame, encoding, paired.audio.samples, self.stream.sample_rate
@@ -305,8 +405,7 @@ class LocalizerNode(Node):
             self.inference_ms.append(result.timings_ms["inference"])
         self._publish(header, frame, encoding, result)
         self.published += 1
-        self._rates["published"] += 1
-        self.latencies_ms.append((time.monotonic() - paired.arrival_s) * 1e3)
+        self.latencies_ms.append((time.monotonic() - arrival_s) * 1e3)
         self.processing_ms.append((time.perf_counter() - began) * 1e3)
 
     def _publish(self, header, frame, encoding, result: FrameResult) -> None:
@@ -354,21 +453,60 @@ class LocalizerNode(Node):
     def stream_usable(self) -> bool:
         return not self.stream_error
 
-    def diagnostics(self) -> DiagnosticStatus:
-        period = self.param("diagnostics_period")
+    def _totals(self) -> Counter[str]:
+        """Everything counted since the start: inputs, outputs and drops by reason."""
         drops = self.drops + self.scheduler.drops
-        counts = PeriodCounts(
-            self._rates["image"], self._rates["audio"], self._rates["published"],
-            drops - self._drops_before,
-        )  # fmt: skip
+        return (
+            self.received
+            + Counter(published=self.published)
+            + Counter({f"drops.{reason}": n for reason, n in drops.items()})
+        )
+
+    def _rate_problems(self, totals: Counter[str]) -> tuple[dict[str, float], list[str]]:
+        """Rates over the window (steady time) and those outside their expected bounds."""
+        now_s = self._steady.now().nanoseconds * 1e-9
+        rates, problems = {}, []
+        tolerance = self.param("expected_rate.tolerance")
+        for name, window in self._rate_windows.items():
+            window.add(now_s, totals["published" if name == "output" else name])
+            if window.rate_hz is None:
+                continue
+            rates[name] = window.rate_hz
+            bounds = RateBounds(self.param(f"expected_rate.{name}_min_hz"),
+                                self.param(f"expected_rate.{name}_max_hz"), tolerance)  # fmt: skip
+            if problem := bounds.problem(name, window.rate_hz):
+                problems.append(problem)
+        return rates, problems
+
+    def _wrong_publishers(self) -> list[str]:
+        """Fixes for publishers of a type the inputs cannot read; each logged once."""
+        image_type = IMAGE if self.param("image_transport") == "raw" else COMPRESSED
+        expected = {self.image_sub.topic_name: image_type, self.audio_sub.topic_name: STAMPED_AUDIO}
+        offered = {
+            topic: [info.topic_type for info in self.get_publishers_info_by_topic(topic)]
+            for topic in expected
+        }
+        found = wrong_publishers(expected, offered)
+        for key, fix in found.items():
+            if key not in self._wrong_types:
+                self._wrong_types.add(key)
+                self.get_logger().warning(f"a publisher can never reach this node: {fix}")
+        return list(found.values())
+
+    def diagnostics(self) -> DiagnosticStatus:
+        """This period's status; called once per period (it moves the rate windows on)."""
+        totals = self._totals()
+        period = totals - self._before
+        self._before = totals
+        drops = Counter({k[6:]: v for k, v in period.items() if k.startswith("drops.")})
+        counts = PeriodCounts(period["image"], period["audio"], period["published"], drops)
+        rates, problems = self._rate_problems(totals)
         values = {
             "backend": self.localizer.backend.description if self.localizer else "none",
-            "image_rate_hz": f"{self._rates['image'] / period:.1f}",
-            "audio_chunk_rate_hz": f"{self._rates['audio'] / period:.1f}",
-            "output_rate_hz": f"{self._rates['published'] / period:.1f}",
+            **{RATE_KEYS[name]: f"{rate:.1f}" for name, rate in rates.items()},
             "published_total": str(self.published),
             "audio_coverage_mean": f"{np.mean(self.coverage):.3f}" if self.coverage else "n/a",
-            **{f"drops.{reason}": str(count) for reason, count in sorted(drops.items())},
+            **{key: str(n) for key, n in sorted(totals.items()) if key.startswith("drops.")},
         }
         if self.latencies_ms:
             p50, p95, p99 = np.percentile(self.latencies_ms, [50, 95, 99])
@@ -381,16 +519,17 @@ class LocalizerNode(Node):
                               ("decode", self.decode_ms)):  # fmt: skip
             if samples:
                 values[f"{name}_p50_ms"] = f"{np.median(samples):.2f}"
-        level, message = assess(self.model_error, self.stream_error, counts)
+        problems += self._wrong_publishers()
+        level, message = assess(self.model_error, self.stream_error, counts, problems)
+        name = f"{self.get_fully_qualified_name()}: localizer"  # diagnostic_updater with use_fqn
         return diagnostic_status(
-            bytes([level]), "soundloc: localizer", message, self.get_fully_qualified_name(), values
+            bytes([level]), name, message, self.get_fully_qualified_name(), values
         )
 
     def _publish_diagnostics(self) -> None:
-        status = self.diagnostics()
-        self._rates = Counter()  # rates are per diagnostics period
-        self._drops_before = self.drops + self.scheduler.drops
-        self.diagnostics_pub.publish(diagnostic_array(self, status))
+        """The periodic look at the graph, then this period's status."""
+        self._follow_latched_audio_info()
+        self.diagnostics_pub.publish(diagnostic_array(self, self.diagnostics()))
 
     def destroy_node(self) -> None:
         self._running = False

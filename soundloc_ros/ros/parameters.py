@@ -18,6 +18,8 @@ from soundloc_ros.core.pairing import LATE_POLICIES
 from soundloc_ros.core.pcm import MAX_CHANNELS, MAX_SAMPLE_RATE
 
 QOS_CHOICES = ("sensor_data", "reliable", "system_default")
+IMAGE_TRANSPORTS = ("raw", "compressed")
+RATES = {"image": "camera frames", "audio": "audio chunks", "output": "published frames"}
 BUNDLE_THRESHOLD = -2.0  # below any cosine: "use the bundle's calibrated source threshold"
 
 
@@ -49,6 +51,18 @@ SPECS: dict[str, Spec] = {
     "threads": Spec(0, "ONNX Runtime threads (0: one per core)", at_start=True, low=0, high=64),
     "input_qos": Spec(
         "sensor_data", "QoS of the image and audio subscriptions", True, choices=QOS_CHOICES
+    ),
+    "image_transport": Spec(
+        "raw",
+        "raw: sensor_msgs/Image on `image`; compressed: CompressedImage (jpeg, png) on "
+        "`image/compressed`, image_transport's name for it",
+        at_start=True,
+        choices=IMAGE_TRANSPORTS,
+    ),
+    "rectified": Spec(
+        False,
+        "images are rectified (image_rect): bearings use CameraInfo P; false: raw images, "
+        "undistorted with K and D (plumb_bob, rational_polynomial, equidistant)",
     ),
     "audio.sample_rate": Spec(
         16000,
@@ -90,6 +104,19 @@ SPECS: dict[str, Spec] = {
     "overlay_alpha": Spec(0.6, "opacity of the heatmap on ~/overlay", low=0.0, high=1.0),
     "diagnostics_period": Spec(
         1.0, "s between /diagnostics messages", at_start=True, low=0.1, high=60.0
+    ),
+    **{
+        f"expected_rate.{name}_{side}_hz": Spec(
+            0.0, f"Hz, {side}imum rate of {what} (0: unchecked)", low=0.0, high=10000.0
+        )
+        for name, what in RATES.items()
+        for side in ("min", "max")
+    },
+    "expected_rate.tolerance": Spec(
+        0.1, "rates within [min * (1 - t), max * (1 + t)] are fine", low=0.0, high=1.0
+    ),
+    "expected_rate.window": Spec(
+        5, "diagnostics periods a rate is measured over", at_start=True, low=1, high=100
     ),
 }
 

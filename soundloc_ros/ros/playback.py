@@ -50,14 +50,14 @@ def pinhole_info(height: int, width: int, focal_px: float, header: Header) -> Ca
 
 
 class Player:
-    """Publishes on `image`, `camera_info`, `audio` and `audio_info` of `node`."""
+    """Publishes on `image`, `camera_info`, `audio_stamped` and `audio_info` of `node`."""
 
     def __init__(self, node, image_qos=10, audio_qos=100, chunk: int = 320) -> None:
         from soundloc_ros.ros.localizer_node import LATCHED
 
         self.image = node.create_publisher(Image, "image", image_qos)
         self.camera_info = node.create_publisher(CameraInfo, "camera_info", image_qos)
-        self.audio = node.create_publisher(AudioDataStamped, "audio", audio_qos)
+        self.audio = node.create_publisher(AudioDataStamped, "audio_stamped", audio_qos)
         self.audio_info = node.create_publisher(AudioInfo, "audio_info", LATCHED)
         self.chunk = chunk
 

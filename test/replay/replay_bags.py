@@ -3,16 +3,19 @@ another robot's recorder might: its own topic names, bgr8 frames, 48 kHz stereo 
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image as PilImage
 
 from soundloc_ros.core.pcm import encode_pcm, float_to_pcm
 from soundloc_ros.replay.messages import typestore
 
 T0 = 1_750_000_000.0
+COMPRESSED = "sensor_msgs/msg/CompressedImage"
 
 
 @dataclass
@@ -66,11 +69,13 @@ def write_scene_bag(
     storage: str = "sqlite3",
     encoding: str = "bgr8",
     chunk: int = 960,
-    image_type: str = "sensor_msgs/msg/Image",
+    compression: str = "",
     corrupt: frozenset[tuple[str, int]] = frozenset(),
 ) -> Path:
-    """`corrupt`: (kind, k) pairs whose k-th message of that kind is written cut in half, as a
-    recorder's torn write leaves it (the CDR bytes no longer deserialize)."""
+    """`compression` (jpeg, png): frames as image_transport's compressed_image_transport
+    publishes them, CompressedImage on `<image topic>/compressed`. `corrupt`: (kind, k) pairs
+    whose k-th message of that kind is written cut in half, as a recorder's torn write leaves
+    it (the CDR bytes no longer deserialize)."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     store = typestore()
@@ -102,13 +107,17 @@ def write_scene_bag(
     for frame, mask, time_s in zip(scene.frames, scene.masks, scene.frame_times, strict=True):
         stamp = T0 + time_s
         pixels = frame[..., ::-1] if encoding == "bgr8" else frame
-        if image_type == "sensor_msgs/msg/CompressedImage":
-            message = types[image_type](
-                header=header(stamp), format="jpeg", data=np.zeros(4, np.uint8)
-            )
+        if compression:
+            buffer = io.BytesIO()
+            PilImage.fromarray(frame).save(buffer, format=compression.upper())
+            message = types[COMPRESSED](
+                header=header(stamp), format=f"{encoding}; {compression} compressed bgr8",
+                data=np.frombuffer(buffer.getvalue(), np.uint8),
+            )  # fmt: skip
+            events.append((stamp + 0.005, "image", message, COMPRESSED))
         else:
             message = image(stamp, np.ascontiguousarray(pixels), encoding)
-        events.append((stamp + 0.005, "image", message, image_type))
+            events.append((stamp + 0.005, "image", message, "sensor_msgs/msg/Image"))
         focal = 0.8 * width
         info = types["sensor_msgs/msg/CameraInfo"](
             header=header(stamp), height=height, width=width, distortion_model="plumb_bob",
@@ -132,9 +141,8 @@ def write_scene_bag(
         connections, written = {}, Counter()
         for log_time, kind, message, msgtype in events:
             if kind not in connections:
-                connections[kind] = writer.add_connection(
-                    getattr(topics, kind), msgtype, typestore=store
-                )
+                topic = getattr(topics, kind) + ("/compressed" if msgtype == COMPRESSED else "")
+                connections[kind] = writer.add_connection(topic, msgtype, typestore=store)
             raw = bytes(store.serialize_cdr(message, msgtype))
             if (kind, written[kind]) in corrupt:
                 raw = raw[: len(raw) // 2]

@@ -18,7 +18,7 @@ jack = pytest.importorskip("jack", reason="JACK-Client is installed by make setu
 if shutil.which("jackd") is None:
     pytest.skip("jackd is not installed (make setup installs jackd2)", allow_module_level=True)
 
-from audio_common_msgs.msg import AudioDataStamped, AudioInfo  # noqa: E402
+from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
@@ -67,8 +67,9 @@ class Listener:
         import rclpy
 
         self.node = rclpy.create_node("listener", context=context)
-        self.chunks, self.infos, self.diagnostics = [], [], []
-        self.node.create_subscription(AudioDataStamped, "audio", self._on_chunk, 200)
+        self.chunks, self.infos, self.diagnostics, self.unstamped = [], [], [], []
+        self.node.create_subscription(AudioDataStamped, "audio_stamped", self._on_chunk, 200)
+        self.node.create_subscription(AudioData, "audio", self.unstamped.append, 200)
         self.node.create_subscription(AudioInfo, "audio_info", self.infos.append, LATCHED)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self.executor = SingleThreadedExecutor(context=context)
@@ -78,7 +79,7 @@ class Listener:
         self.chunks.append((time.time(), msg))
 
     def _on_diagnostics(self, msg) -> None:
-        self.diagnostics += [s for s in msg.status if s.name == "soundloc: capture"]
+        self.diagnostics += [s for s in msg.status if s.name == "/soundloc_capture: capture"]
 
     def spin_until(self, predicate, timeout_s: float = 20.0) -> bool:
         end = time.monotonic() + timeout_s
@@ -112,6 +113,9 @@ def test_the_tone_arrives_with_its_level_and_sample_accurate_stamps(
             1, RATE, "S16LE", "wave",
         )  # fmt: skip
         assert info.bitrate == RATE * 16
+        # ros-drivers' names: AudioDataStamped on audio_stamped, the same bytes unstamped on audio
+        stamped = {bytes(m.audio.data) for _, m in listener.chunks}
+        assert listener.unstamped and all(bytes(m.data) in stamped for m in listener.unstamped)
         received = listener.chunks[start + 25 :]  # the tone is connected by now
         audio = np.concatenate(
             [pcm_to_float(decode_pcm(m.audio.data, "S16LE", 1))[:, 0] for _, m in received]

@@ -193,7 +193,7 @@ def test_soundloc_launch_namespaces_the_node_and_keeps_capture_apart(
     config = install / "share" / "soundloc_ros" / "config"
     assert str(config / "soundloc.yaml") in localizer and str(config / "capture.yaml") in capture
     assert str(config / "soundloc.yaml") not in capture
-    assert "audio:=/audio/audio_stamped" in localizer
+    assert "audio_stamped:=/audio/audio_stamped" in localizer
     node = LocalizerNode(context=ros_context, cli_args=ros_arguments(localizer))
     try:
         assert node.get_fully_qualified_name() == "/front/left"

@@ -21,11 +21,14 @@ def replay(capsys, *args) -> dict:
     return json.loads(out)
 
 
+@pytest.mark.parametrize("compression", ["", "png"], ids=["raw", "compressed"])
 def test_live_replay_scores_what_the_node_publishes_like_offline_replay(
-    tiny_bundle, tmp_path, capsys
+    tiny_bundle, tmp_path, capsys, compression
 ):
+    """compressed: the node is started with image_transport:=compressed, remapped by base topic."""
     topics = Topics()
-    bag = write_scene_bag(tmp_path / "bag", make_scene(n_frames=6, seed=5), topics, "mcap")
+    bag = write_scene_bag(tmp_path / "bag", make_scene(n_frames=6, seed=5), topics, "mcap",
+                          compression=compression)  # fmt: skip
     common = [bag, "--bundle", tiny_bundle.directory, "--backend", "onnxruntime",
               "--image-topic", topics.image, "--camera-info-topic", topics.camera_info,
               "--audio-topic", topics.audio, "--audio-info-topic", topics.audio_info,

@@ -83,6 +83,21 @@ def test_ingest_subsamples_skips_silence_and_duplicates_and_keeps_the_audio_exac
         np.testing.assert_array_equal(frame, scene.frames[k])
 
 
+def test_a_bag_of_image_transport_compressed_frames_ingests_like_raw(robot_bag, tmp_path):
+    """png is lossless, so the dataset is the raw bag's, frame for frame."""
+    compressed = write_scene_bag(tmp_path / "robot_run_png", robot_scene(), TOPICS,
+                                 compression="png")  # fmt: skip
+    counts = ingest([compressed], tmp_path / "png", CONFIG)["robot_run_png"]
+    raw = ingest([robot_bag], tmp_path / "raw", CONFIG)["robot_run_1"]
+    assert counts == raw and counts["kept"] == 5
+    for a, b in zip(clip_rows(tmp_path / "png"), clip_rows(tmp_path / "raw"), strict=True):
+        if "image" in a:
+            png = np.asarray(Image.open(tmp_path / "png" / a["image"]))
+            np.testing.assert_array_equal(
+                png, np.asarray(Image.open(tmp_path / "raw" / b["image"]))
+            )
+
+
 def test_duplicates_are_dropped_and_the_training_loader_reads_the_dataset(robot_bag, tmp_path):
     keep_all = IngestConfig(**{**CONFIG.__dict__, "dedup": 0.0, "silence_db": -200.0})
     counts = ingest([robot_bag], tmp_path / "all", keep_all)["robot_run_1"]

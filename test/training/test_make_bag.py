@@ -63,6 +63,28 @@ def test_a_written_bag_holds_frames_audio_and_masks_as_a_robot_records_them(
     assert qos[topics.audio_info][0].durability.name == "TRANSIENT_LOCAL"
 
 
+@pytest.mark.parametrize("codec", ["png", "jpeg"])
+def test_compressed_frames_go_where_image_transport_puts_them_and_read_back(
+    tiny_synthav, tmp_path, codec
+):
+    from soundloc_ros.replay.bag import BagSource, decode_frame
+
+    topics = BagTopics()
+    counts = write_bag(dataset_clips(f"synthav:{tiny_synthav}", "test", 1), tmp_path / "bag",
+                       image_format=codec)  # fmt: skip
+    assert counts[topics.image + "/compressed"] == 5 and topics.image not in counts
+    expected = np.asarray(Image.open(load_records("synthav", tiny_synthav, "test")[0].image_path)
+                          .convert("RGB"))  # fmt: skip
+    with BagSource(tmp_path / "bag") as source:  # the default camera topic finds it
+        assert source.info["image"].msgtype == "sensor_msgs/msg/CompressedImage"
+        first = next(m for m in source.messages() if m.kind == "image")
+        message = source.decode(first)
+        frame, encoding = decode_frame(message)
+    assert message.format == f"rgb8; {codec} compressed bgr8" and encoding == "rgb8"
+    error = np.abs(frame.astype(int) - expected).mean()
+    assert error == 0 if codec == "png" else error < 8  # jpeg is lossy
+
+
 def test_cli_refuses_to_overwrite_and_names_an_empty_split(tiny_synthav, tmp_path, capsys):
     (tmp_path / "taken").mkdir()
     assert main(["--data", f"synthav:{tiny_synthav}", "--out", str(tmp_path / "taken")]) == 2

@@ -1,7 +1,9 @@
 """`soundloc-make-bag`: a benchmark split as a rosbag2, recorded the way a robot would record it.
 
 Clips play back to back. Frames go on the camera topic (rgb8, at their native size, stamped at
-the end of their audio window) with a pinhole CameraInfo; the audio goes out in chunks of
+the end of their audio window; or, with --image-format jpeg|png, as image_transport's
+compressed_image_transport publishes them: CompressedImage on `<camera topic>/compressed`)
+with a pinhole CameraInfo; the audio goes out in chunks of
 `--chunk` samples, S16LE, each stamped with its first sample's time, with an AudioInfo at the
 start; the ground-truth mask of each frame goes on its own topic (mono8, the frame's header).
 MCAP by default (sqlite3 with --storage sqlite3), with metadata.yaml and the QoS a camera and
@@ -13,6 +15,7 @@ place when complete: an interrupted run leaves no bag that looks whole.
 from __future__ import annotations
 
 import argparse
+import io
 import shutil
 import sys
 from collections import defaultdict
@@ -32,6 +35,8 @@ from soundloc_training.datasets.public import load_records
 
 SAMPLE_RATE = 16000
 FRAME_ID = "camera_optical_frame"
+IMAGE_FORMATS = ("raw", "jpeg", "png")
+COMPRESSED = "sensor_msgs/msg/CompressedImage"
 
 
 def _qos(reliable: bool, transient_local: bool, depth: int):
@@ -76,6 +81,15 @@ class _Messages:
         return self.t["sensor_msgs/msg/Image"](
             header=self.header(stamp_s), height=array.shape[0], width=array.shape[1],
             encoding=encoding, is_bigendian=0, step=step, data=np.frombuffer(data, np.uint8),
+        )  # fmt: skip
+
+    def compressed(self, stamp_s: float, rgb: np.ndarray, codec: str):
+        """As compressed_image_transport writes it: the format names the source encoding."""
+        buffer = io.BytesIO()
+        Image.fromarray(rgb).save(buffer, format=codec.upper())
+        return self.t[COMPRESSED](
+            header=self.header(stamp_s), format=f"rgb8; {codec} compressed bgr8",
+            data=np.frombuffer(buffer.getvalue(), np.uint8),
         )  # fmt: skip
 
     def camera_info(self, stamp_s: float, height: int, width: int):
@@ -143,8 +157,13 @@ def write_bag(
     chunk: int = 320,
     start_s: float = 1_700_000_000.0,
     topics: BagTopics = BagTopics(),  # noqa: B008 - frozen dataclass
+    image_format: str = "raw",
 ) -> dict[str, int]:
-    """Write the clips back to back as one recording; returns the number of messages per topic."""
+    """Write the clips back to back as one recording; returns the number of messages per topic.
+
+    image_format: raw (Image) or jpeg / png (CompressedImage on `<topics.image>/compressed`)."""
+    if image_format not in IMAGE_FORMATS:
+        raise ValueError(f"image_format must be one of {', '.join(IMAGE_FORMATS)}")
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     messages, events, offset = _Messages(), [], start_s
@@ -156,7 +175,10 @@ def write_bag(
             events.append((stamp, "audio", audio))
         for k, (rgb, time_s) in enumerate(zip(clip.frames, clip.frame_times, strict=True)):
             stamp = offset + time_s
-            events.append((stamp, "image", messages.image(stamp, rgb, "rgb8")))
+            if image_format == "raw":
+                events.append((stamp, "image", messages.image(stamp, rgb, "rgb8")))
+            else:
+                events.append((stamp, "image", messages.compressed(stamp, rgb, image_format)))
             events.append((stamp, "camera_info", messages.camera_info(stamp, *rgb.shape[:2])))
             if clip.masks is not None:
                 mask = clip.masks[k].astype(np.uint8) * 255
@@ -166,8 +188,9 @@ def write_bag(
         raise ValueError("no clips to write")
     events.sort(key=lambda event: event[0])
     sensor, latched = _qos(False, False, 5), _qos(True, True, 1)
+    image_topic = topics.image + ("" if image_format == "raw" else "/compressed")
     kinds = {
-        "image": ("sensor_msgs/msg/Image", sensor),
+        "image": ("sensor_msgs/msg/Image" if image_format == "raw" else COMPRESSED, sensor),
         "camera_info": ("sensor_msgs/msg/CameraInfo", sensor),
         "audio": ("audio_common_msgs/msg/AudioDataStamped", sensor),
         "audio_info": ("audio_common_msgs/msg/AudioInfo", latched),
@@ -179,9 +202,10 @@ def write_bag(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     with Writer(staging / out.name, version=9, storage_plugin=plugin) as writer:
+        names = {name: image_topic if name == "image" else getattr(topics, name) for name in kinds}
         connections = {
             name: writer.add_connection(
-                getattr(topics, name),
+                names[name],
                 msgtype,
                 typestore=messages.store,
                 offered_qos_profiles=[qos],
@@ -193,7 +217,7 @@ def write_bag(
             msgtype = kinds[name][0]
             data_bytes = messages.store.serialize_cdr(message, msgtype)
             writer.write(connections[name], round(stamp * 1e9), bytes(data_bytes))
-            counts[getattr(topics, name)] += 1
+            counts[names[name]] += 1
     (staging / out.name).rename(out)
     staging.rmdir()
     return dict(counts)
@@ -207,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, help="only the first N clips")
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     parser.add_argument("--chunk", type=int, default=320, help="audio samples per message")
+    parser.add_argument("--image-format", choices=IMAGE_FORMATS, default="raw",
+                        help="raw Image, or CompressedImage on <camera>/compressed")  # fmt: skip
     args = parser.parse_args(argv)
     if args.out.exists():
         print(
@@ -216,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         clips = dataset_clips(args.data, args.split, args.clips)
-        counts = write_bag(clips, args.out, args.storage, args.chunk)
+        counts = write_bag(
+            clips, args.out, args.storage, args.chunk, image_format=args.image_format
+        )
     except (OSError, ValueError) as error:
         print(f"soundloc-make-bag: {error}", file=sys.stderr)
         return 1
