@@ -30,6 +30,7 @@ class BagTopics:
     audio: str = "/audio/audio"
     audio_info: str = "/audio/audio_info"
     ground_truth: str = "/ground_truth/mask"  # mono8 masks, stamped like their frames
+    label: str = "/ground_truth/label"  # std_msgs/String "positive/CLASS" or "negative/KIND"
 
 
 @functools.cache
