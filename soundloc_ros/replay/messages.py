@@ -30,7 +30,11 @@ class BagTopics:
     audio: str = "/audio/audio"
     audio_info: str = "/audio/audio_info"
     ground_truth: str = "/ground_truth/mask"  # mono8 masks, stamped like their frames
-    label: str = "/ground_truth/label"  # std_msgs/String "positive/CLASS" or "negative/KIND"
+
+
+# Beside each ground-truth mask, at the same bag time: std_msgs/String "positive/<class>" or
+# "negative/<kind>". Not a BagTopics field: ingested datasets record BagTopics as their settings.
+LABEL_TOPIC = "/ground_truth/label"
 
 
 @functools.cache

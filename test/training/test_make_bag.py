@@ -9,7 +9,7 @@ from soundloc_training.datasets.public import load_records
 from soundloc_training.make_bag import dataset_clips, interleave, main, write_bag
 
 from soundloc_ros.core.pcm import decode_pcm, float_to_pcm
-from soundloc_ros.replay.messages import BagTopics, typestore
+from soundloc_ros.replay.messages import LABEL_TOPIC, BagTopics, typestore
 
 rosbags = pytest.importorskip("rosbags", reason="rosbags is installed by make setup")
 
@@ -82,7 +82,7 @@ def test_negatives_are_interleaved_and_every_mask_comes_with_its_frame_label(tmp
     by_topic = {}
     for topic, time_ns, message in messages:
         by_topic.setdefault(topic, []).append((time_ns, message))
-    masks, labels = by_topic[topics.ground_truth], by_topic[topics.label]
+    masks, labels = by_topic[topics.ground_truth], by_topic[LABEL_TOPIC]
     assert [t for t, _ in labels] == [t for t, _ in masks]  # same bag time as each mask
     assert len(labels) == len(by_topic[topics.image]) == (4 + 3 * 2) * 5
 

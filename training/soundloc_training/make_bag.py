@@ -20,7 +20,7 @@ import shutil
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from soundloc_ros.core.image_codec import encode_image
 from soundloc_ros.core.pcm import encode_pcm, float_to_pcm
-from soundloc_ros.replay.messages import BagTopics, typestore
+from soundloc_ros.replay.messages import LABEL_TOPIC, BagTopics, typestore
 from soundloc_training.data import load_audio, parse_data_spec
 from soundloc_training.datasets.build import NEGATIVES_DIR
 from soundloc_training.datasets.public import load_records
@@ -183,6 +183,7 @@ def write_bag(
     chunk: int = 320,
     start_s: float = 1_700_000_000.0,
     topics: BagTopics = BagTopics(),  # noqa: B008 - frozen dataclass
+    label_topic: str = LABEL_TOPIC,
 ) -> dict[str, int]:
     """Write the clips back to back as one recording; returns the number of messages per topic."""
     from rosbags.rosbag2 import StoragePlugin, Writer
@@ -216,6 +217,7 @@ def write_bag(
         "ground_truth": ("sensor_msgs/msg/Image", _qos(True, False, 10)),
         "label": ("std_msgs/msg/String", _qos(True, False, 10)),
     }
+    names = asdict(topics) | {"label": label_topic}
     plugin = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}[storage]
     counts: dict[str, int] = defaultdict(int)
     staging = out.parent / f".{out.name}.partial"  # renamed into place when complete
@@ -224,7 +226,7 @@ def write_bag(
     with Writer(staging / out.name, version=9, storage_plugin=plugin) as writer:
         connections = {
             name: writer.add_connection(
-                getattr(topics, name),
+                names[name],
                 msgtype,
                 typestore=messages.store,
                 offered_qos_profiles=[qos],
@@ -236,7 +238,7 @@ def write_bag(
             msgtype = kinds[name][0]
             data_bytes = messages.store.serialize_cdr(message, msgtype)
             writer.write(connections[name], round(stamp * 1e9), bytes(data_bytes))
-            counts[getattr(topics, name)] += 1
+            counts[names[name]] += 1
     (staging / out.name).rename(out)
     staging.rmdir()
     return dict(counts)
