@@ -1,14 +1,17 @@
 """Demo: soundloc_node localizes sounding objects in a rosbag of TuxAV scenes it has never seen.
 
 `make demo` exports the default bundle (the committed TuxAV uspl run), records twelve unseen
-TuxAV clips as a rosbag2 the way a robot would (camera frames with CameraInfo, 20 ms microphone
-chunks with AudioInfo, and the true sounding-object masks on their own topic), then replays that
-bag in real time over DDS into a `soundloc_node` process and scores what the node publishes:
-`soundloc-replay-eval bags/demo_tuxav --bundle bundles/default --live`. It prints the scores and
-latency and writes demo_output/contact_sheet.png (heatmap overlays with the mask outlined in
-cyan; the true object outlined in white, the node's peak green when on it, red when not) and
-demo_output/overlay.gif.
-The bag is kept, so later runs skip straight to the replay.
+TuxAV clips and, spread among them, seven unseen negatives (two off-screen sounds, pink noise,
+mains hum, a fan, distant babble, digital silence) as a rosbag2 the way a robot would (camera
+frames with CameraInfo, 20 ms microphone chunks with AudioInfo, and the true sounding-object masks
+and each frame's positive/negative label on their own topics), then replays that bag in real time
+over DDS into a `soundloc_node` process and scores what the node publishes:
+`soundloc-replay-eval bags/demo_tuxav_negatives --bundle bundles/default --live`. It prints the
+scores and latency and writes demo_output/contact_sheet.png (heatmap overlays with the mask
+outlined in cyan; the true object outlined in white, the node's peak green when on it, red when
+not) and demo_output/overlay.gif.
+The bag is kept, so later runs skip straight to the replay (a bag recorded before the negatives,
+bags/demo_tuxav, is left alone).
 """
 
 from __future__ import annotations
@@ -23,22 +26,36 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = range(0, 103, 9)  # twelve sound classes spread over TuxAV's 103
 CLIP_INDEX = 50  # training uses clips 0-7 of each class, val 8-9, test 10-11: never seen
+NEGATIVES = ("offscreen", "noise_pink", "noise_hum", "offscreen", "noise_fan", "noise_babble",
+             "silence")  # fmt: skip
+NEGATIVE_INDEX = 1000  # benchmarks use negatives 0 to 2 x --negatives - 1: never seen
 FRAME_TIMES = [1.0, 2.0, 3.0, 4.0, 5.0]  # frame k pairs with audio second [k - 1, k]
 
 
 def make_demo_bag(path: Path) -> None:
+    from soundloc_training.datasets.negatives import make_negative
     from soundloc_training.datasets.tuxav import make_clip
-    from soundloc_training.make_bag import BagClip, write_bag
+    from soundloc_training.make_bag import BagClip, interleave, write_bag
 
-    print(f"recording {len(CLASSES)} unseen TuxAV clips into {path} ...", flush=True)
-    clips = (make_clip(0, c, CLIP_INDEX) for c in CLASSES)
-    write_bag((BagClip(c.frames, FRAME_TIMES, c.audio, c.masks) for c in clips), path)
+    def bag_clip(clip, polarity: str) -> BagClip:
+        return BagClip(
+            clip.frames, FRAME_TIMES, clip.audio, clip.masks, f"{polarity}/{clip.category}"
+        )
+
+    print(f"recording {len(CLASSES)} unseen TuxAV clips and {len(NEGATIVES)} negatives "
+          f"into {path} ...", flush=True)  # fmt: skip
+    positives = [bag_clip(make_clip(0, c, CLIP_INDEX), "positive") for c in CLASSES]
+    negatives = [
+        bag_clip(make_negative("tuxav", category, 0, NEGATIVE_INDEX + n), "negative")
+        for n, category in enumerate(NEGATIVES)
+    ]
+    write_bag(interleave(positives, negatives), path)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, default=ROOT / "bundles" / "default")
-    parser.add_argument("--bag", type=Path, default=ROOT / "bags" / "demo_tuxav")
+    parser.add_argument("--bag", type=Path, default=ROOT / "bags" / "demo_tuxav_negatives")
     parser.add_argument("--out", type=Path, default=ROOT / "demo_output")
     args = parser.parse_args()
     if not (args.bundle / "bundle.json").is_file():

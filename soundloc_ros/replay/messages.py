@@ -32,6 +32,11 @@ class BagTopics:
     ground_truth: str = "/ground_truth/mask"  # mono8 masks, stamped like their frames
 
 
+# Beside each ground-truth mask, at the same bag time: std_msgs/String "positive/<class>" or
+# "negative/<kind>". Not a BagTopics field: ingested datasets record BagTopics as their settings.
+LABEL_TOPIC = "/ground_truth/label"
+
+
 @functools.cache
 def typestore():
     """The Jazzy typestore with audio_common_msgs registered."""

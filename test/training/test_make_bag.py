@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 from PIL import Image
 from soundloc_training.data import load_audio
+from soundloc_training.datasets.build import BenchmarkSpec, build_benchmark
 from soundloc_training.datasets.public import load_records
-from soundloc_training.make_bag import dataset_clips, main, write_bag
+from soundloc_training.make_bag import dataset_clips, interleave, main, write_bag
 
 from soundloc_ros.core.pcm import decode_pcm, float_to_pcm
-from soundloc_ros.replay.messages import BagTopics, typestore
+from soundloc_ros.replay.messages import LABEL_TOPIC, BagTopics, typestore
 
 rosbags = pytest.importorskip("rosbags", reason="rosbags is installed by make setup")
 
@@ -92,3 +93,47 @@ def test_cli_refuses_to_overwrite_and_names_an_empty_split(tiny_synthav, tmp_pat
     assert main(["--data", f"synthav:{tiny_synthav}", "--out", str(tmp_path / "b"), "--clips",
                  "1", "--split", "val"]) == 0  # fmt: skip
     assert "/camera/image_raw        5 messages" in capsys.readouterr().out
+
+
+def test_negatives_are_interleaved_and_every_mask_comes_with_its_frame_label(tmp_path):
+    spec = BenchmarkSpec("synthav", train=0, val=0, test=4, image_size=64)
+    root = build_benchmark(spec, tmp_path / "bench", progress=lambda items, **_: items, negatives=2)
+    bag, topics = tmp_path / "bag", BagTopics()
+    assert main(["--data", f"synthav:{root}", "--out", str(bag), "--negatives"]) == 0
+    messages, _ = read_all(bag)
+    by_topic = {}
+    for topic, time_ns, message in messages:
+        by_topic.setdefault(topic, []).append((time_ns, message))
+    masks, labels = by_topic[topics.ground_truth], by_topic[LABEL_TOPIC]
+    assert [t for t, _ in labels] == [t for t, _ in masks]  # same bag time as each mask
+    assert len(labels) == len(by_topic[topics.image]) == (4 + 3 * 2) * 5
+
+    def clips(path, polarity):
+        records = load_records("synthav", path, "test")
+        return [(f"{polarity}/{r.category}", records[i : i + 5]) for i, r in enumerate(records)][
+            ::5
+        ]
+
+    expected = interleave(clips(root, "positive"), clips(root / "negatives", "negative"))
+    assert [label for label, _ in expected] == [
+        "negative/offscreen", "positive/circle", "negative/noise_brown", "positive/square",
+        "negative/silence", "negative/offscreen", "positive/triangle", "negative/noise_hum",
+        "positive/star", "negative/silence",
+    ]  # fmt: skip
+    frames = [(label, r) for label, records in expected for r in records]
+    images = by_topic[topics.image]
+    for (label, record), (_, mask), (_, text), (_, image) in zip(
+        frames, masks, labels, images, strict=True
+    ):
+        assert text.data == label
+        expected_rgb = np.asarray(Image.open(record.image_path).convert("RGB"))
+        np.testing.assert_array_equal(image.data.reshape(expected_rgb.shape), expected_rgb)
+        assert mask.header.stamp == image.header.stamp
+        assert mask.data.any() == label.startswith("positive/")  # negatives: empty masks
+
+
+def test_asking_for_negatives_a_benchmark_lacks_names_the_command_that_adds_them(tiny_synthav):
+    with pytest.raises(
+        FileNotFoundError, match=f"soundloc-make-benchmark synthav --out {tiny_synthav}"
+    ):
+        next(dataset_clips(f"synthav:{tiny_synthav}", "test", negatives=True))

@@ -150,6 +150,7 @@ def tree_digest(root, exclude=NEGATIVES_DIR):
     return digest.hexdigest()
 
 
+@needs_speech  # six clips per kind reach the babble noise
 def test_negatives_leave_the_positive_files_byte_identical_and_load_with_zero_maps(tmp_path):
     spec = BenchmarkSpec("synthav", train=2, val=2, test=2, image_size=64)
     plain = build_benchmark(spec, tmp_path / "plain", progress=QUIET)
@@ -177,6 +178,7 @@ def test_negatives_leave_the_positive_files_byte_identical_and_load_with_zero_ma
 
 
 def test_an_existing_benchmark_gains_negatives_without_a_rebuild(tmp_path, capsys):
+    # two clips per kind per split: noise indices 0-3 (white to hum), no speech needed
     out = tmp_path / "bench"
     args = ["synthav", "--out", str(out), "--train", "1", "--val", "1", "--test", "1"]
     assert main([*args, "--negatives", "0"]) == 0

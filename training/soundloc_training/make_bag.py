@@ -5,7 +5,10 @@ the end of their audio window; or, with --image-format jpeg|png, as image_transp
 compressed_image_transport publishes them: CompressedImage on `<camera topic>/compressed`)
 with a pinhole CameraInfo; the audio goes out in chunks of
 `--chunk` samples, S16LE, each stamped with its first sample's time, with an AudioInfo at the
-start; the ground-truth mask of each frame goes on its own topic (mono8, the frame's header).
+start; the ground-truth mask of each frame goes on its own topic (mono8, the frame's header),
+and beside it, at the same time, the frame's label (std_msgs/String: "positive/<class>", or
+"negative/<kind>" for the clips of a benchmark's negatives root, which `--negatives` interleaves
+with the positives so that replay can score detection per kind of negative).
 MCAP by default (sqlite3 with --storage sqlite3), with metadata.yaml and the QoS a camera and
 a microphone driver offer (best effort for sensor data, transient local for AudioInfo), so
 `ros2 bag play` reproduces them. The bag is written beside its destination and renamed into
@@ -20,7 +23,7 @@ import shutil
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +32,11 @@ from tqdm import tqdm
 
 from soundloc_ros.core.image_codec import encode_image
 from soundloc_ros.core.pcm import encode_pcm, float_to_pcm
-from soundloc_ros.replay.messages import BagTopics, typestore
+from soundloc_ros.replay.messages import LABEL_TOPIC, BagTopics, typestore
 from soundloc_training.data import load_audio, parse_data_spec
+from soundloc_training.datasets.build import NEGATIVES_DIR
 from soundloc_training.datasets.public import load_records
+from soundloc_training.datasets.records import FrameRecord
 
 SAMPLE_RATE = 16000
 FRAME_ID = "camera_optical_frame"
@@ -111,6 +116,9 @@ class _Messages:
             header=self.header(stamp_s), audio=data
         )
 
+    def label(self, text: str):
+        return self.t["std_msgs/msg/String"](data=text)
+
     def audio_info(self):
         return self.t["audio_common_msgs/msg/AudioInfo"](
             channels=1, sample_rate=SAMPLE_RATE, sample_format="S16LE",
@@ -126,18 +134,49 @@ class BagClip:
     frame_times: list[float]  # seconds from the clip's first sample
     audio: np.ndarray  # float32 in [-1, 1] at SAMPLE_RATE
     masks: list[np.ndarray] | None = None  # [H, W] bool per frame: the sounding object
+    label: str | None = None  # "positive/<class>" or "negative/<kind>", sent with each mask
 
 
-def dataset_clips(data: str, split: str, clips: int | None = None) -> Iterator[BagClip]:
-    """The clips of a benchmark split on disk (AVSBench layout), one frame per record."""
-    kind, path = parse_data_spec(data)
-    by_clip: dict[Path, list] = defaultdict(list)
+ClipRecords = tuple[str, Path, list[FrameRecord]]  # (label, audio file, its frames' records)
+
+
+def _clip_records(kind: str, path: Path, split: str, polarity: str) -> list[ClipRecords]:
+    """The records of one AVSBench-layout root grouped by clip, in file order."""
+    by_clip: dict[Path, list[FrameRecord]] = defaultdict(list)
     for record in load_records(kind, path, split):
         by_clip[record.audio_path].append(record)
-    selected = list(by_clip.items())[:clips]
+    return [
+        (f"{polarity}/{records[0].category}" if records[0].category else polarity, audio, records)
+        for audio, records in by_clip.items()
+    ]
+
+
+def interleave(first: list, second: list) -> list:
+    """Both lists merged evenly (item i of a list of n sits at (i + 0.5) / n), order kept."""
+    keyed = [((i + 0.5) / len(first), 0, item) for i, item in enumerate(first)]
+    keyed += [((i + 0.5) / len(second), 1, item) for i, item in enumerate(second)]
+    return [item for *_, item in sorted(keyed, key=lambda k: k[:2])]
+
+
+def dataset_clips(
+    data: str, split: str, clips: int | None = None, negatives: bool = False
+) -> Iterator[BagClip]:
+    """The clips of a benchmark split on disk (AVSBench layout), one frame per record; with
+    `negatives`, the clips of the same split of its negatives root spread evenly among them."""
+    kind, path = parse_data_spec(data)
+    selected = _clip_records(kind, path, split, "positive")
+    if negatives:
+        root = path / NEGATIVES_DIR
+        if not root.is_dir():
+            raise FileNotFoundError(
+                f"{data} has no negatives ({root} is missing); add them with "
+                f"`soundloc-make-benchmark {kind} --out {path}` (it keeps the positive clips)"
+            )
+        selected = interleave(selected, _clip_records(kind, root, split, "negative"))
+    selected = selected[:clips]
     if not selected:
         raise ValueError(f"{data} has no {split} frames to write")
-    for audio_path, records in selected:
+    for label, audio_path, records in selected:
         audio = load_audio(audio_path, SAMPLE_RATE)
         duration = len(audio) / SAMPLE_RATE
         frames, times, masks = [], [], []
@@ -147,7 +186,8 @@ def dataset_clips(data: str, split: str, clips: int | None = None) -> Iterator[B
             mask_path = record.ground_truth.mask_path if record.ground_truth else None
             if mask_path is not None:
                 masks.append(np.asarray(Image.open(mask_path).convert("L")) > 127)
-        yield BagClip(frames, times, audio, masks if len(masks) == len(frames) else None)
+        has_masks = len(masks) == len(frames)
+        yield BagClip(frames, times, audio, masks if has_masks else None, label)
 
 
 def write_bag(
@@ -158,6 +198,7 @@ def write_bag(
     start_s: float = 1_700_000_000.0,
     topics: BagTopics = BagTopics(),  # noqa: B008 - frozen dataclass
     image_format: str = "raw",
+    label_topic: str = LABEL_TOPIC,
 ) -> dict[str, int]:
     """Write the clips back to back as one recording; returns the number of messages per topic.
 
@@ -183,6 +224,8 @@ def write_bag(
             if clip.masks is not None:
                 mask = clip.masks[k].astype(np.uint8) * 255
                 events.append((stamp, "ground_truth", messages.image(stamp, mask, "mono8")))
+                if clip.label is not None:
+                    events.append((stamp, "label", messages.label(clip.label)))
         offset += len(pcm) / SAMPLE_RATE
     if not events:
         raise ValueError("no clips to write")
@@ -195,14 +238,15 @@ def write_bag(
         "audio": ("audio_common_msgs/msg/AudioDataStamped", sensor),
         "audio_info": ("audio_common_msgs/msg/AudioInfo", latched),
         "ground_truth": ("sensor_msgs/msg/Image", _qos(True, False, 10)),
+        "label": ("std_msgs/msg/String", _qos(True, False, 10)),
     }
+    names = asdict(topics) | {"image": image_topic, "label": label_topic}
     plugin = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}[storage]
     counts: dict[str, int] = defaultdict(int)
     staging = out.parent / f".{out.name}.partial"  # renamed into place when complete
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     with Writer(staging / out.name, version=9, storage_plugin=plugin) as writer:
-        names = {name: image_topic if name == "image" else getattr(topics, name) for name in kinds}
         connections = {
             name: writer.add_connection(
                 names[name],
@@ -229,6 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--out", required=True, type=Path, help="bag directory to create")
     parser.add_argument("--clips", type=int, help="only the first N clips")
+    parser.add_argument(
+        "--negatives",
+        action="store_true",
+        help="also the split's clips of DATA's negatives root (PATH/negatives), interleaved",
+    )
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     parser.add_argument("--chunk", type=int, default=320, help="audio samples per message")
     parser.add_argument("--image-format", choices=IMAGE_FORMATS, default="raw",
@@ -241,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        clips = dataset_clips(args.data, args.split, args.clips)
+        clips = dataset_clips(args.data, args.split, args.clips, args.negatives)
         counts = write_bag(
             clips, args.out, args.storage, args.chunk, image_format=args.image_format
         )

@@ -12,7 +12,8 @@ tell whether it knows when nothing in view is sounding. Three kinds of negatives
 Every negative clip has all-False masks. Its frames come from the positive scene generator (a
 large object near a corner, distractors), so "a large object in view" says nothing about
 whether the audio is its sound. Clips are deterministic per (seed, category, index), drawn
-from random streams of their own: no negative repeats a positive frame.
+from random streams apart from the positives' (so negatives are new scenes, not copies of
+positive frames).
 """
 
 from __future__ import annotations
@@ -66,8 +67,6 @@ def _hum(rng: np.random.Generator, n: int, sample_rate: int) -> np.ndarray:
     decay = rng.uniform(0.35, 0.7)
     tones = np.zeros(n)
     for harmonic in range(1, 11):
-        if harmonic * mains >= sample_rate / 2:
-            break
         amplitude = decay ** (harmonic - 1) * rng.uniform(0.5, 1.5)
         tones += amplitude * np.sin(2 * np.pi * harmonic * mains * t + rng.uniform(0, 2 * np.pi))
     return _unit_rms(_unit_rms(tones) + 0.05 * coloured_noise(rng, n, "pink"))
@@ -90,7 +89,7 @@ def _fan(rng: np.random.Generator, n: int, sample_rate: int) -> np.ndarray:
     tonal = sum(np.sin(h * phase + rng.uniform(0, 2 * np.pi)) / h for h in range(1, 5))
     mixed = broadband + rng.uniform(0.3, 0.8) * _unit_rms(tonal)
     depth, rate = rng.uniform(0.1, 0.3), rng.uniform(0.2, 1.0)
-    return _unit_rms(mixed * (1 + depth * np.sin(2 * np.pi * rate * t + rng.uniform(0, 6.3))))
+    return _unit_rms(mixed * (1 + depth * np.sin(2 * np.pi * rate * t + rng.uniform(0, 2 * np.pi))))
 
 
 @functools.lru_cache(maxsize=1)
@@ -153,8 +152,8 @@ _MAKERS = {"hum": _hum, "fan": _fan, "babble": _babble}
 def _limit_peaks(unit: np.ndarray, knee: float = 3.5, ceiling: float = 5.0) -> np.ndarray:
     """Unit-RMS `unit` with peaks above `knee` x RMS soft-limited below about `ceiling` x RMS.
 
-    Speech and fan beats reach 7 x RMS; at the loudest level (-15 dBFS, RMS 0.18) they would
-    clip. Above the knee lie under 0.05 % of Gaussian samples, so the sound is unchanged.
+    Babble and fan beats reach 5.5-7 x RMS; at the loudest level (-15 dBFS, RMS 0.18) they
+    would clip. Above the knee lie under 0.05 % of Gaussian samples, so the sound is unchanged.
     """
     magnitude = np.abs(unit)
     over = magnitude > knee
