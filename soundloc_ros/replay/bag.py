@@ -24,7 +24,7 @@ from soundloc_ros.core.frame_pipeline import CameraModel
 from soundloc_ros.core.image_codec import camera_encoding_spec, decode_compressed, decode_image
 from soundloc_ros.core.interop import COMPRESSED, COMPRESSED_SUFFIX
 from soundloc_ros.core.pcm import AudioStreamFormat, decode_chunk
-from soundloc_ros.replay.messages import BagTopics, typestore
+from soundloc_ros.replay.messages import LABEL_TOPIC, BagTopics, typestore
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 EXPECTED_TYPES = {
@@ -33,6 +33,7 @@ EXPECTED_TYPES = {
     "audio": ("audio_common_msgs/msg/AudioDataStamped",),
     "audio_info": ("audio_common_msgs/msg/AudioInfo",),
     "ground_truth": (IMAGE_TYPE,),
+    "label": ("std_msgs/msg/String",),  # LABEL_TOPIC: what kind of frame each mask is
 }
 REQUIRED = ("image", "audio")
 LISTED = 100  # undecodable messages listed one by one in a report; more are only counted
@@ -66,7 +67,7 @@ def stamp_seconds(header) -> float:
 
 @dataclass(frozen=True)
 class BagMessage:
-    kind: str  # image, camera_info, audio, audio_info, ground_truth
+    kind: str  # image, camera_info, audio, audio_info, ground_truth, label
     topic: str
     msgtype: str
     log_time_ns: int  # when the recorder received it
@@ -112,7 +113,7 @@ class BagSource:
             recorded.setdefault(connection.topic, []).append(connection)
         listing = ", ".join(f"{t} ({c[0].msgtype})" for t, c in sorted(recorded.items()))
         for kind, expected in EXPECTED_TYPES.items():
-            topic = getattr(self.topics, kind)
+            topic = LABEL_TOPIC if kind == "label" else getattr(self.topics, kind)
             if kind == "image" and topic not in recorded and topic + COMPRESSED_SUFFIX in recorded:
                 topic += COMPRESSED_SUFFIX  # recorded from image_transport's compressed topic
             connections = recorded.get(topic)

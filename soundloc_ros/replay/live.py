@@ -81,6 +81,8 @@ def node_command(source: BagSource, args, pairing) -> list[str]:
         "silence_threshold_db": float(args.silence_threshold_db),
         "mask_threshold": float(args.mask_threshold),
     }
+    if args.source_threshold is not None:
+        parameters["source_threshold"] = float(args.source_threshold)
     command = [sys.executable, "-m", "soundloc_ros.ros.localizer_node", "--ros-args"]
     command += ["-r", f"__node:={NODE_NAME}"]
     for remap in remaps:
@@ -216,7 +218,7 @@ def replay_live(source: BagSource, scorer: ReplayScorer, args, pairing) -> dict[
                 _qos(kind, info, 100 if kind == "audio" else 10),
             )
             for kind, info in source.info.items()
-            if kind != "ground_truth"
+            if kind not in ("ground_truth", "label")
         }
         _wait_for_node(process, executor, listener, publishers)
         began = time.monotonic()
@@ -303,6 +305,9 @@ def _send(
         return index
     if message.kind == "ground_truth":
         scorer.add_truth(stamp_key(msg.header), decode_mask(msg))
+        return index
+    if message.kind == "label":
+        scorer.add_label(str(msg.data))
         return index
     if message.kind == "camera_info":
         try:

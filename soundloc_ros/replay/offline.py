@@ -111,6 +111,8 @@ class OfflineReplay:
                 self.scorer.add_truth(stamp_key(msg.header), decode_mask(msg))
             except ValueError as error:
                 self._refuse("bad_ground_truth", error)
+        elif kind == "label":
+            self.scorer.add_label(str(msg.data))
 
     def _process(self, paired: PairedFrame) -> None:
         key, frame, encoding, decode = paired.payload

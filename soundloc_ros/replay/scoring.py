@@ -44,6 +44,7 @@ from soundloc_ros.core.postprocess import resize_bilinear
 from soundloc_ros.replay.bag import StampKey
 
 MAX_WAITING = 600  # outputs or masks waiting for their partner (20 s of 30 Hz video)
+MAX_SCORED = 1_000_000  # frames whose detection outcome is kept (one small tuple each)
 VIDEO_WIDTH = 320
 
 
@@ -106,10 +107,12 @@ class ReplayScorer:
         self.peak_hits: list[bool] = []
         self.bearing_errors: list[float] = []
         self.labels: dict[StampKey, str] = {}  # the label topic's kind of each negative frame
-        self.detections: dict[str, list[tuple[bool, float | None]]] = {}  # kind -> (claimed, score)
+        self.detections: dict[StampKey, tuple[bool, bool, float | None]] = {}  # sounding,
+        # claimed, score: by frame, so a label that comes after its frame was scored still counts
         self._outputs: OrderedDict[StampKey, PublishedFrame] = OrderedDict()
         self._truths: OrderedDict[StampKey, np.ndarray] = OrderedDict()
         self._pictures: dict[StampKey, _Picture] = {}  # frames shown on the sheet or video
+        self._last_truth: StampKey | None = None
 
     # --- inputs ---
     def add_frame(self, index: int, key: StampKey, rgb: Callable[[], np.ndarray]) -> None:
@@ -119,16 +122,18 @@ class ReplayScorer:
             self._pictures[key] = _Picture(index, _shrink(rgb()))
 
     def add_truth(self, key: StampKey, mask: np.ndarray) -> None:
+        self._last_truth = key
         if key in self._outputs:
             self._score(key, self._outputs.pop(key), mask)
         else:
             self._remember(self._truths, key, mask, "truth_without_output")
 
-    def add_label(self, key: StampKey, label: str) -> None:
-        """The bag's label of a frame ("positive/<class>", "negative/<kind>"): names the kind of
+    def add_label(self, label: str) -> None:
+        """The label of the last ground-truth mask ("positive/<class>", "negative/<kind>"; the
+        label topic carries no header and is written right after its mask): names the kind of
         a negative frame in the detection figures."""
-        if len(self.labels) < 100_000:  # bounded: labels are only looked up, never listed
-            self.labels[key] = label.removeprefix("negative/")
+        if self._last_truth is not None and len(self.labels) < MAX_SCORED:
+            self.labels[self._last_truth] = label.removeprefix("negative/")
 
     def add_output(self, key: StampKey, output: PublishedFrame) -> None:
         self.counts["outputs"] += 1
@@ -148,11 +153,11 @@ class ReplayScorer:
 
     # --- scoring ---
     def _score(self, key: StampKey, output: PublishedFrame, truth: np.ndarray) -> None:
-        kind = "sounding" if truth.any() else self.labels.pop(key, "negative")
-        self.detections.setdefault(kind, []).append((output.claimed, output.score))
+        if len(self.detections) < MAX_SCORED:
+            self.detections[key] = (bool(truth.any()), output.claimed, output.score)
         if key in self._pictures:
             self._pictures[key].truth = truth
-        if kind != "sounding":
+        if not truth.any():
             self.counts["negative"] += 1
             return
         self.counts["scored"] += 1
@@ -200,10 +205,14 @@ class ReplayScorer:
     def _detection_figures(self) -> dict[str, object] | None:
         """How often a source was claimed per kind of frame; with the scores known, also the
         ROC AUC and the true-positive rate at 5 % false alarms. None without negatives."""
-        negatives = {k: v for k, v in self.detections.items() if k != "sounding"}
+        sounding, negatives = [], {}
+        for key, (is_sounding, claimed, score) in self.detections.items():
+            if is_sounding:
+                sounding.append((claimed, score))
+            else:
+                negatives.setdefault(self.labels.get(key, "negative"), []).append((claimed, score))
         if not negatives:
             return None
-        sounding = self.detections.get("sounding", [])
         frames = [*sounding, *(f for v in negatives.values() for f in v)]
         if all(score is not None for _, score in frames):
             figures = detection_figures(

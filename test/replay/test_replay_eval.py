@@ -175,3 +175,43 @@ def test_an_undecodable_message_is_skipped_counted_and_listed(tiny_bundle, tmp_p
     assert all("does not deserialize" in e["reason"] for e in listed)
     written = json.loads((tmp_path / "out" / "report.json").read_text())
     assert written["errors"]["undecodable"] == listed
+
+
+def test_negative_frames_are_scored_for_detection_by_their_labelled_kind(tmp_path, capsys):
+    """Loud tones over an object are sounding frames, quiet ones over an empty mask are
+    labelled noise: localization counts only the first, detection reports both, at the bundle's
+    threshold (the tiny graph's score grows with the audio level)."""
+    make_bag = pytest.importorskip("soundloc_training.make_bag")
+    from tiny_bundle import write_tiny_bundle
+
+    from soundloc_ros.core.bundle import load_bundle
+    from soundloc_ros.core.detection import SourceDetection
+
+    rate, times = 16000, [1.0, 2.0]
+    t = np.arange(3 * rate) / rate
+    frames = [np.full((32, 32, 3), 120, np.uint8)] * 2
+    mask = np.zeros((32, 32), bool)
+    mask[:16, :16] = True
+    clips = [
+        make_bag.BagClip(frames, times, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32),
+                         [mask, mask], "positive/tone"),
+        make_bag.BagClip(frames, times, (0.003 * np.sin(2 * np.pi * 440 * t)).astype(np.float32),
+                         [np.zeros_like(mask)] * 2, "negative/noise_pink"),
+        make_bag.BagClip(frames, times, np.zeros(3 * rate, np.float32), [np.zeros_like(mask)] * 2,
+                         "negative/silence"),
+    ]  # fmt: skip
+    bag = tmp_path / "bag"
+    make_bag.write_bag(clips, bag)
+    probe = write_tiny_bundle(tmp_path / "probe", detection=SourceDetection(-1.0, 0.01))
+    pipeline = FramePipeline(Localizer(create_backend(load_bundle(probe.directory), "onnxruntime")))
+    loud, quiet = (pipeline.process(frames[0], "rgb8", c.audio[:rate], rate).score
+                   for c in clips[:2])  # fmt: skip
+    bundle = tmp_path / "calibrated"
+    write_tiny_bundle(bundle, detection=SourceDetection((loud + quiet) / 2, 0.01))
+    code, report, err = run_cli(capsys, bag, "--bundle", bundle, "--out", tmp_path / "out")
+    assert code == 0, err
+    assert report["counts"]["scored"] == 2 and report["counts"]["negative"] == 4
+    detection = report["detection"]
+    assert detection["tpr_at_threshold"] == 1.0
+    assert detection["false_source_rate"] == {"noise_pink": 0.0, "silence": 0.0}
+    assert detection["roc_auc"] == 1.0 and report["source_threshold"] == (loud + quiet) / 2
