@@ -44,7 +44,10 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=None)
     args = parser.parse_args()
     bundle = load_bundle(args.bundle)
-    pipeline = FramePipeline(Localizer(create_backend(bundle, "onnxruntime")))
+    # every audible frame localized: the question is where a bearing points, not whether
+    pipeline = FramePipeline(
+        Localizer(create_backend(bundle, "onnxruntime")), source_threshold=-1.0
+    )
     frontend = bundle.audio_frontend
     table = load_table(args.data, args.split, 224, frontend, limit=args.limit)
     if table.gt_maps is None:

@@ -20,7 +20,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from soundloc_training.report import load_results, render, render_ablation, render_replay
+from soundloc_training.report import (
+    load_results,
+    render,
+    render_ablation,
+    render_detection,
+    render_replay,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = {  # (benchmark, method) -> config
@@ -167,10 +173,15 @@ def main() -> int:
     replays = [
         json.loads(p.read_text()) for p in sorted((ROOT / "results" / "replay").glob("*.json"))
     ]
+    detections = [
+        json.loads(p.read_text()) for p in sorted((ROOT / "results" / "detection").glob("*.json"))
+    ]
     rows = load_results(ROOT / "results")
     text = HEADER + render(rows) + "\n" + ABLATION_HEADER + render_ablation(rows)
     if replays:
         text += "\n" + render_replay(replays)
+    if detections:
+        text += "\n" + render_detection(detections)
     (ROOT / "RESULTS.md").write_text(text)
     print("wrote RESULTS.md")
     return 0

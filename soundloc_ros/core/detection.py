@@ -5,8 +5,8 @@ fan or a voice from the next room, so the heatmap alone cannot say whether there
 score is the coarse map's largest audio-visual cosine similarity: how well the best-matching
 place in view agrees with what is heard. Contrastive training pushes exactly this number up for
 a frame and its own audio and down for a frame and another clip's audio, so it needs no new
-head; on TuxAV val it separates a frame's own audio from another clip's (AUC 0.96) and from
-synthesized noise (AUC 0.99); `soundloc-eval --negatives` measures it per negative kind.
+head (a logistic head on the audio embedding did no better on TuxAV val: calibration.py);
+`soundloc-eval --negatives` measures it per negative kind (RESULTS.md, detection).
 
 The threshold is calibrated without labels (soundloc_training.calibration): negatives exist by
 construction, a frame paired with another clip's audio (an off-screen source) and a frame paired

@@ -175,3 +175,39 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+DETECTION_KINDS = ("offscreen", "noise", "silence")
+
+
+def render_detection(records: list[dict[str, object]]) -> str:
+    """Tables of detection evaluations (results/detection/*.json, scripts/reproduce_detection.py):
+    per detector, the ROC AUC and the true-positive rate at 5 % false alarms over all negatives,
+    then at its threshold the true-positive rate and the false-source rate of each negative kind."""
+    sections = []
+    for record in records:
+        lines = [
+            f"### {record['title']}",
+            "",
+            record["description"] + " Steps: " + "; ".join(f"`{s}`" for s in record["steps"]) + ".",
+            "",
+            "| detector | threshold | ROC AUC | TPR @ 5 % FA | TPR at threshold | "
+            + " | ".join(f"false sources: {k}" for k in DETECTION_KINDS)
+            + " |",
+            "|---|---|---|---|---|" + "---|" * len(DETECTION_KINDS),
+        ]
+        for name, row in record["rows"].items():
+            cells = [
+                _rate(row["threshold"], 3),
+                _rate(row["roc_auc"], 3),
+                _rate(row["tpr_at_5pct_false_alarm"]),
+                _rate(row["tpr_at_threshold"]),
+            ]
+            cells += [_rate(row["false_source_rate"].get(k)) for k in DETECTION_KINDS]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")  # fmt: skip
+        sections.append("\n".join(lines))
+    return "\n\n".join(sections) + "\n"
+
+
+def _rate(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
