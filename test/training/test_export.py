@@ -229,3 +229,54 @@ def test_tensorrt_engine_agrees_with_onnx_runtime(exported, tiny_synthav, tmp_pa
         actual = engine.outputs(engine.backend.run(inputs)).heatmap
         np.testing.assert_allclose(actual, expected, atol=tolerance)
     engine.close()
+
+
+def test_the_bundle_carries_a_threshold_calibrated_to_its_rates_and_the_runtime_scores_alike(
+    exported, checkpoint, tiny_synthav
+):
+    """bundle.json's detection section: at the stored threshold the calibration's negatives
+    pass at most their rates; and the score the node computes from the ONNX coarse output is
+    the score calibration computed in PyTorch (else the threshold would mean something else)."""
+    from soundloc_training.calibration import FALSE_ALARM_RATES, own_scores
+
+    bundle, _ = exported
+    detection = bundle.detection
+    assert detection.false_alarm_rates == FALSE_ALARM_RATES and detection.scale == 0.03
+    passed = detection.calibration["above_threshold"]
+    assert passed["mismatched"] <= 0.15 and passed["noise"] <= 0.05
+    assert passed["matched"] > passed["mismatched"]  # the model scores its own audio higher
+    model, config = load_model(torch.load(checkpoint, weights_only=True))
+    table = load_table(f"synthav:{tiny_synthav}", "val", 128, config.audio_frontend, limit=6)
+    expected = own_scores(model, table, config)
+    backend = create_backend(bundle, "onnxruntime")
+    for index, want in enumerate(expected):
+        coarse = backend.run(model_inputs(table, bundle, index))[bundle.coarse.tensor.name]
+        assert detection.score(coarse) == pytest.approx(want, abs=1e-4)
+
+
+def test_eval_reports_detection_per_negative_kind_as_json_without_nan(
+    checkpoint, tiny_synthav, tmp_path, capsys
+):
+    import json
+
+    from soundloc_training.datasets.build import BenchmarkSpec, build_benchmark
+    from soundloc_training.evaluate import main as evaluate_main
+
+    spec = BenchmarkSpec("synthav", val=2, test=2, image_size=128)
+    root = build_benchmark(spec, tmp_path / "synthav", progress=lambda items, **_: items,
+                           negatives=2)  # fmt: skip
+    negatives = f"synthav:{root}/negatives"
+    code = evaluate_main(["--data", f"synthav:{tiny_synthav}", "--checkpoint", str(checkpoint),
+                          "--negatives", negatives, "--threshold", "0.2", "--json"])  # fmt: skip
+    out = capsys.readouterr().out.strip().splitlines()[-1]  # (fixtures may have printed first)
+    assert code == 0
+    detection = json.loads(out)["detection"]  # json.loads accepts NaN; the CLI must not print it
+    assert "NaN" not in out and "Infinity" not in out
+    assert detection["threshold"] == 0.2 and detection["threshold_source"] == "given"
+    assert set(detection["false_source_rate"]) == {"offscreen", "noise", "silence"}
+    assert detection["false_source_rate"]["silence"] == 0.0  # the energy gate: never a source
+    assert detection["n_negative"] == {"noise": 10, "offscreen": 10, "silence": 10}
+    assert detection["n_positive"] == 24 * 5
+    gate = detection["references"]["energy_gate"]
+    assert gate["false_source_rate"]["noise"] == 1.0 and gate["false_source_rate"]["silence"] == 0.0
+    assert 0.0 <= detection["roc_auc"] <= 1.0 and detection["roc_auc"] > 0.5
