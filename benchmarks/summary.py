@@ -127,7 +127,35 @@ def _node_section(results: list[dict]) -> list[str]:
     return lines
 
 
-SECTIONS = {"model_latency": _model_latency, "preprocessing": _preprocessing}
+def _walk_latency(result: dict) -> list[str]:
+    f = result["figures"]
+    lines = [
+        "## SMR's random walk on TuxAV val: accuracy against latency "
+        "(`benchmarks/walk_latency.py`)",
+        "",
+        f"Machine: {_machine(result)}. Checkpoint `{f['checkpoint']}` on {f['split']} "
+        f"({f['frames']} frames), every walk's whole graph (backbone, coarse map, affinity head "
+        f"+ walk, SPS head) scored as the protocol scores heatmaps and timed on ONNX Runtime "
+        f"{f['onnxruntime']} ({f['latency']}). Not part of `make bench` (about 35 minutes): "
+        "run it by hand after retraining.",
+        "",
+        "| walk (steps / radius / grid pooling) | cIoU | AUC | mIoU@0.5 | peak on object | "
+        "whole graph ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, scores in f["accuracy"].items():
+        lines.append(
+            f"| {name} | {scores['ciou']:.3f} | {scores['auc']:.3f} | {scores['miou']:.3f} | "
+            f"{scores['peak_on_object']:.3f} | {f['whole_graph_median_ms'][name]:.1f} |"
+        )
+    return lines
+
+
+SECTIONS = {
+    "model_latency": _model_latency,
+    "preprocessing": _preprocessing,
+    "walk_latency": _walk_latency,
+}
 
 
 def render() -> str:
