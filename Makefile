@@ -30,8 +30,12 @@ bundle: setup
 # The walk (16 steps, radius 4, on the pixel grid pooled 2x) is the cheapest of
 # benchmarks/walk_latency.py's whose TuxAV val cIoU and mIoU are within 0.01 of the run's own
 # 128-step walk: 7.7 ms for the whole graph on ONNX Runtime against 27.4 ms (2-core CPU).
-$(BUNDLE)/bundle.json: models/tuxav_uspl.pt Makefile
-	$(VENV)/bin/soundloc-export --checkpoint $< --out $(BUNDLE) --walk-steps 16 --walk-pool 2
+# The no-source decision scores the baseline's heads (--detector, on the same frozen backbone):
+# at the calibrated false-alarm rates they keep 95 % of TuxAV val's sounding frames, uspl's own
+# coarse map 85 %.
+DEFAULT_EXPORT := --walk-steps 16 --walk-pool 2 --detector models/tuxav_baseline.pt
+$(BUNDLE)/bundle.json: models/tuxav_uspl.pt models/tuxav_baseline.pt Makefile
+	$(VENV)/bin/soundloc-export --checkpoint $< --out $(BUNDLE) $(DEFAULT_EXPORT)
 
 # The previous default (the plain baseline), for comparison: make bundle-baseline
 bundle-baseline: setup

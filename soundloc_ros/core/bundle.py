@@ -20,9 +20,11 @@ Format version 1 (a bundle.json, abridged):
      "outputs": {"heatmap": {"name": "heatmap", "shape": [1, 1, 56, 56], "dtype": "float32",
                              "values": "probability", "meaning": "..."},
                  "mask": {...optional, same fields...},
-                 "coarse": {...optional, same fields...}},
+                 "coarse": {...optional, same fields...},
+                 "detector": {...optional, same fields...}},
      "training": {"method": "baseline", "data": "TuxAV train", ...free-form...},
-     "detection": {"statistic": "max_cosine", "scale": 0.03, "threshold": 0.46,   (optional)
+     "detection": {"output": "detector", "statistic": "max_cosine", "scale": 0.03,  (optional)
+                   "threshold": 0.46,
                    "false_alarm_rates": {"mismatched": 0.15, "noise": 0.05},
                    "calibration": {...free-form: what was measured on which frames...}}}
 
@@ -31,9 +33,11 @@ Image pixels are scaled to [0, 1] (uint8 / 255) and then normalized per channel 
 [0, 1]) or "logit" (the runtime applies a sigmoid); the optional `meaning` says in words what the
 numbers are (e.g. min-max normalized within the frame, so relative, not calibrated). Without a
 `mask` output the runtime thresholds the heatmap. `coarse`, optional, is the coarse localizer's
-map before any refinement, for debugging and comparison, and what `detection` scores: the
-no-source decision (core.detection) compares the frame's largest coarse cosine with the
-calibrated threshold. `meaning`, `coarse` and `detection` were added within format version 1:
+map before any refinement, for debugging and comparison. `detector`, optional, is a second
+coarse map from another localizer's heads on the same backbone, kept only to be scored. The
+no-source decision (core.detection) compares the largest cosine of the output that
+`detection.output` names (coarse or detector) with the calibrated threshold. `meaning`, `coarse`,
+`detector` and `detection` were added within format version 1:
 bundles without them load as before (without `detection` every frame above the energy gate has a
 source), and older runtimes ignore them.
 """
@@ -60,6 +64,7 @@ TORCH_FILE = "model.pt2"
 SUPPORTED_DTYPES = ("float32", "float16")
 OUTPUT_VALUES = ("probability", "logit")
 CHANNEL_ORDERS = ("rgb", "bgr")
+SCORED_OUTPUTS = ("coarse", "detector")  # what detection.output may name
 MAX_METADATA_BYTES = 1 << 20  # bundle.json is ~2 KB; a larger one is not ours
 
 
@@ -110,6 +115,7 @@ class ModelBundle:
     mask: OutputSpec | None = None
     training: Mapping[str, Any] = field(default_factory=dict)
     coarse: OutputSpec | None = None
+    detector: OutputSpec | None = None  # a detection branch's coarse map (core.detection)
     detection: SourceDetection | None = None  # the no-source decision; None: not calibrated
     onnx_sha256: str = ""
     opset: int = 17
@@ -121,8 +127,10 @@ class ModelBundle:
 
     @property
     def outputs(self) -> dict[str, OutputSpec]:
-        """The outputs present, by bundle.json key, in the graph's order (heatmap, mask, coarse)."""
-        present = {"heatmap": self.heatmap, "mask": self.mask, "coarse": self.coarse}
+        """The outputs present, by bundle.json key, in the graph's order (heatmap, mask, coarse,
+        detector)."""
+        present = {"heatmap": self.heatmap, "mask": self.mask, "coarse": self.coarse,
+                   "detector": self.detector}  # fmt: skip
         return {key: spec for key, spec in present.items() if spec is not None}
 
     @property
@@ -324,9 +332,9 @@ def parse_bundle(values: Mapping[str, Any], source: str = METADATA_FILE) -> Mode
         )
 
     outputs = fields.get(values, "", "outputs", Mapping)
-    fields.get(outputs, "outputs", "heatmap", Mapping)  # required; mask and coarse are not
+    fields.get(outputs, "outputs", "heatmap", Mapping)  # required; the others are not
     parsed = {}
-    for key in ("heatmap", "mask", "coarse"):
+    for key in ("heatmap", "mask", "coarse", "detector"):
         if key in outputs:
             path = f"outputs.{key}"
             parsed[key] = fields.output(fields.get(outputs, "outputs", key, Mapping), path)
@@ -337,7 +345,7 @@ def parse_bundle(values: Mapping[str, Any], source: str = METADATA_FILE) -> Mode
     if len(set(names)) != len(names):
         raise fields.fail("inputs/outputs", f"tensor names must be distinct, got {names}")
 
-    detection = _detection(fields, values, parsed.get("coarse"))
+    detection = _detection(fields, values, parsed)
     return ModelBundle(
         image=image,
         audio=audio,
@@ -345,6 +353,7 @@ def parse_bundle(values: Mapping[str, Any], source: str = METADATA_FILE) -> Mode
         heatmap=parsed["heatmap"],
         mask=parsed.get("mask"),
         coarse=parsed.get("coarse"),
+        detector=parsed.get("detector"),
         detection=detection,
         training=dict(fields.get(values, "", "training", Mapping)) if "training" in values else {},
         onnx_sha256=sha256,
@@ -357,14 +366,18 @@ def parse_bundle(values: Mapping[str, Any], source: str = METADATA_FILE) -> Mode
 
 
 def _detection(
-    fields: _Fields, values: Mapping[str, Any], coarse: OutputSpec | None
+    fields: _Fields, values: Mapping[str, Any], outputs: Mapping[str, OutputSpec]
 ) -> SourceDetection | None:
-    """The optional `detection` section; it scores the `coarse` output, so it needs one."""
+    """The optional `detection` section; the output it scores must be there."""
     if "detection" not in values:
         return None
     section = fields.get(values, "", "detection", Mapping)
-    if coarse is None:
-        raise fields.fail("detection", "needs a `coarse` output to score; re-export the bundle")
+    scored = section.get("output", "coarse")
+    if scored not in SCORED_OUTPUTS or scored not in outputs:
+        raise fields.fail(
+            "detection", f"needs a `{scored}` output to score (one of {SCORED_OUTPUTS}); "
+            "re-export the bundle",
+        )  # fmt: skip
     rates = fields.get(section, "detection", "false_alarm_rates", Mapping)
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in rates.values()):
         raise fields.fail("detection.false_alarm_rates", f"must map kinds to numbers, got {rates}")
@@ -373,6 +386,7 @@ def _detection(
             threshold=float(fields.get(section, "detection", "threshold", (int, float))),
             scale=float(fields.get(section, "detection", "scale", (int, float))),
             statistic=fields.get(section, "detection", "statistic", str),
+            output=scored,
             false_alarm_rates={str(k): float(v) for k, v in rates.items()},
             calibration=dict(fields.get(section, "detection", "calibration", Mapping)),
         )

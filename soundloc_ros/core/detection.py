@@ -37,13 +37,15 @@ STATISTIC = "max_cosine"  # the one statistic so far; bundle.json names it so ot
 class SourceDetection:
     """bundle.json's `detection` section: how to score a frame and where the line is.
 
-    `scale` turns the bundle's `coarse` output (cosine / tau) back into cosines (scale = tau).
+    `scale` turns the scored output (`coarse` or `detector`: cosine / tau) back into cosines
+    (scale = tau).
     `false_alarm_rates`: the calibration's targets per negative kind; `calibration`: what it
     measured (free-form, for people and reports)."""
 
     threshold: float
     scale: float
     statistic: str = STATISTIC
+    output: str = "coarse"  # the bundle output scored: coarse, or a detector branch's map
     false_alarm_rates: Mapping[str, float] = field(default_factory=dict)
     calibration: Mapping[str, Any] = field(default_factory=dict)
 
@@ -61,11 +63,12 @@ class SourceDetection:
             raise ValueError(f"detection.scale must be a positive number; got {self.scale}")
 
     def score(self, coarse: np.ndarray) -> float:
-        """The bundle's coarse output (any shape, cosine / tau) -> the frame's max cosine."""
+        """The scored output (any shape, cosine / tau) -> the frame's max cosine."""
         return float(np.max(coarse)) * self.scale
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "output": self.output,
             "statistic": self.statistic,
             "scale": self.scale,
             "threshold": self.threshold,

@@ -162,10 +162,10 @@ class FramePipeline:
 
     def score(self, raw: dict[str, np.ndarray]) -> float | None:
         """The frame's source score from the raw outputs; None when the bundle cannot score."""
-        bundle = self.localizer.bundle
-        if bundle.detection is None or bundle.coarse is None:
+        detection = self.localizer.bundle.detection
+        if detection is None:
             return None
-        return bundle.detection.score(raw[bundle.coarse.tensor.name])
+        return detection.score(raw[self.localizer.bundle.outputs[detection.output].tensor.name])
 
     def process(
         self,

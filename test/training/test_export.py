@@ -280,3 +280,26 @@ def test_eval_reports_detection_per_negative_kind_as_json_without_nan(
     gate = detection["references"]["energy_gate"]
     assert gate["false_source_rate"]["noise"] == 1.0 and gate["false_source_rate"]["silence"] == 0.0
     assert 0.0 <= detection["roc_auc"] <= 1.0 and detection["roc_auc"] > 0.5
+
+
+def test_a_detector_branch_is_scored_instead_of_the_coarse_map(checkpoint, tiny_synthav, tmp_path):
+    """--detector: another localizer's heads on the same frozen backbone add the `detector`
+    output; the threshold is calibrated on it and the node's score reads it."""
+    from soundloc_training.calibration import own_scores
+
+    config = TrainConfig(data=f"synthav:{tiny_synthav}", out_dir=str(tmp_path / "detector"),
+                         image_size=128, batch_size=48, epochs=1, seed=7,
+                         cache_dir=str(tmp_path / "cache"), contact_sheet_frames=2)  # fmt: skip
+    run(config)
+    detector = tmp_path / "detector" / "best.pt"
+    bundle, differences = export_bundle(checkpoint, tmp_path / "bundle", f"synthav:{tiny_synthav}",
+                                        frames=2, detector=detector)  # fmt: skip
+    assert max(differences.values()) <= PARITY_TOLERANCE
+    assert bundle.detection.output == "detector" and bundle.detector.tensor.shape[:2] == (1, 1)
+    model, config = load_model(torch.load(detector, weights_only=True))
+    table = load_table(f"synthav:{tiny_synthav}", "val", 128, config.audio_frontend, limit=3)
+    backend = create_backend(bundle, "onnxruntime")
+    for index, want in enumerate(own_scores(model, table, config)):
+        raw = backend.run(model_inputs(table, bundle, index))
+        assert bundle.detection.score(raw["detector"]) == pytest.approx(want, abs=1e-4)
+        assert bundle.detection.score(raw["coarse"]) != pytest.approx(want, abs=1e-3)

@@ -109,16 +109,24 @@ def own_scores(model: Localizer, table: FrameTable, config: TrainConfig) -> np.n
 
 
 def calibrate(
-    model: Localizer, table: FrameTable, config: TrainConfig, source: str, seed: int = 0
+    model: Localizer,
+    table: FrameTable,
+    config: TrainConfig,
+    source: str,
+    seed: int = 0,
+    output: str = "coarse",
+    scale: float | None = None,
 ) -> SourceDetection:
-    """bundle.json's `detection` section, calibrated on `table` (a val split, named `source`)."""
+    """bundle.json's `detection` section, calibrated on `table` (a val split, named `source`)
+    for the bundle output `output` holding `model`'s cosine / tau (scale: tau; the config's)."""
     scores = window_scores(model, table, config, pairing_windows(table, config, seed))
     negatives = {kind: scores[kind] for kind in FALSE_ALARM_RATES}
     threshold = calibrated_threshold(negatives, FALSE_ALARM_RATES)
     passed = {name: round(float(np.mean(values > threshold)), 4) for name, values in scores.items()}
     return SourceDetection(
         threshold=threshold,
-        scale=config.tau,
+        scale=config.tau if scale is None else scale,
+        output=output,
         false_alarm_rates=FALSE_ALARM_RATES,
         calibration={
             "frames": source, "n_frames": len(table), "seed": seed,

@@ -12,6 +12,12 @@ The exported graph takes the bundle's two inputs (normalized image [1, 3, H, W],
   plain localizer it is the coarse map itself.
 - `mask` [1, 1, H/4, W/4]: the SPS head's logits (SPS checkpoints, OUT/best.pt, only).
 - `coarse` [1, 1, H/16, W/16]: the coarse cosine / tau, the contrastive loss's logits (debug).
+- `detector` [1, 1, H/16, W/16], with --detector CHECKPOINT only: another localizer's heads on
+  the same frozen backbone features, cosine / tau, scored by the no-source decision instead of
+  `coarse` (the default bundle's: the baseline's, which separates sounding frames from
+  mismatched and noise pairs better on TuxAV val than uspl's own coarse map).
+bundle.json's `detection`: the no-source threshold, calibrated on the val split without labels
+(calibration.py).
 bundle.json says in words what each output means. The log-mel front-end stays outside the graph
 (no STFT on TensorRT 10.3).
 
@@ -59,6 +65,7 @@ OPSET = 17
 PARITY_TOLERANCE = 1e-4  # max abs difference of any output, fp32
 IMAGE_INPUT, AUDIO_INPUT = "image", "audio"
 HEATMAP_OUTPUT, MASK_OUTPUT, COARSE_OUTPUT = "heatmap", "mask", "coarse"
+DETECTOR_OUTPUT = "detector"
 
 
 class ExportedLocalizer(nn.Module):
@@ -68,14 +75,18 @@ class ExportedLocalizer(nn.Module):
 
     def __init__(
         self, model: Localizer, tau: float, refinement: Refinement | None = None,
-        segmentation: nn.Module | None = None,
+        segmentation: nn.Module | None = None, detector: Localizer | None = None,
+        detector_tau: float | None = None,
     ) -> None:  # fmt: skip
         super().__init__()
         self.model = model.eval()
         self.inverse_tau = 1.0 / tau
         self.refinement, self.segmentation = refinement, segmentation
+        self.detector = None if detector is None else detector.eval()
+        self.detector_inverse_tau = 1.0 / (detector_tau or tau)
         mask = (MASK_OUTPUT,) if segmentation is not None else ()
-        self.output_names = (HEATMAP_OUTPUT, *mask, COARSE_OUTPUT)
+        scored = (DETECTOR_OUTPUT,) if detector is not None else ()
+        self.output_names = (HEATMAP_OUTPUT, *mask, COARSE_OUTPUT, *scored)
 
     def forward(self, image: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, ...]:
         features = self.model.backbone(image)  # [1, C, h, w]
@@ -84,16 +95,24 @@ class ExportedLocalizer(nn.Module):
             heatmap = minmax(similarity)  # [1, h, w]
         else:
             heatmap = self.refinement(image, similarity)  # [1, H/(4 pool), W/(4 pool)]
-        coarse = similarity[:, None] * self.inverse_tau  # [1, 1, h, w]
-        if self.segmentation is None:
-            return heatmap[:, None], coarse
-        mask = self.segmentation(image, features, similarity)[:, None]  # [1, 1, H/4, W/4]
-        return heatmap[:, None], mask, coarse
+        outputs = [heatmap[:, None]]
+        if self.segmentation is not None:
+            outputs.append(self.segmentation(image, features, similarity)[:, None])  # [1,1,H/4,W/4]
+        outputs.append(similarity[:, None] * self.inverse_tau)  # coarse [1, 1, h, w]
+        if self.detector is not None:  # the same frozen features, the detector's own heads
+            outputs.append(
+                self.similarity(features, audio, self.detector) * self.detector_inverse_tau
+            )
+        return tuple(outputs)
 
-    def similarity(self, features: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        """Backbone features [1, C, h, w] + log-mel -> cosine map [1, 1, h, w]."""
-        visual = self.model.embed_visual(features)  # [1, D, h, w]
-        sound = self.model.embed_audio(audio)  # [1, D]
+    def similarity(
+        self, features: torch.Tensor, audio: torch.Tensor, heads: Localizer | None = None
+    ) -> torch.Tensor:
+        """Backbone features [1, C, h, w] + log-mel -> cosine map [1, 1, h, w] of `heads`' (the
+        model's unless given) visual and audio embeddings."""
+        heads = heads or self.model
+        visual = heads.embed_visual(features)  # [1, D, h, w]
+        sound = heads.embed_audio(audio)  # [1, D]
         # elementwise product + channel sum rather than einsum: plain Mul/ReduceSum in ONNX,
         # which every TensorRT version parses
         return (visual * sound[:, :, None, None]).sum(dim=1, keepdim=True)  # [1, 1, h, w]
@@ -101,10 +120,36 @@ class ExportedLocalizer(nn.Module):
 
 def deployable_graph(
     checkpoint: str | Path, walk_steps: int | None = None, walk_radius: int | None = None,
-    walk_pool: int | None = None,
+    walk_pool: int | None = None, detector: str | Path | None = None,
 ) -> tuple[ExportedLocalizer, TrainConfig]:  # fmt: skip
     """The graph of a localizer checkpoint, or of a `uspl` run's SMR (refined heatmap) or SPS
-    checkpoint (refined heatmap and mask); the walk is the run's unless overridden."""
+    checkpoint (refined heatmap and mask); the walk is the run's unless overridden. With
+    `detector` (a plain localizer checkpoint on the same frozen backbone and inputs) its heads
+    add the `detector` output, which the no-source decision scores instead of `coarse`."""
+    graph, config = _graph(checkpoint, walk_steps, walk_radius, walk_pool)
+    if detector is None:
+        return graph, config
+    heads, heads_config = load_model(detector)
+    if not (heads.backbone_frozen and graph.model.backbone_frozen):
+        raise ValueError(
+            f"--detector needs a frozen backbone in both {detector} and {checkpoint}: a trained "
+            "one differs per run, and the graph holds one backbone"
+        )
+    for name in ("backbone", "pretrained", "image_size", "audio_frontend"):
+        if getattr(heads_config, name) != getattr(config, name):
+            raise ValueError(
+                f"--detector {detector} differs from {checkpoint} in {name} "
+                f"({getattr(heads_config, name)!r} vs {getattr(config, name)!r}); it must read "
+                "the same inputs through the same frozen backbone"
+            )
+    heads.backbone = graph.model.backbone  # frozen and equal: one copy in the graph
+    parts = (graph.model, config.tau, graph.refinement, graph.segmentation, heads, heads_config.tau)
+    return ExportedLocalizer(*parts).eval(), config
+
+
+def _graph(
+    checkpoint: str | Path, walk_steps: int | None, walk_radius: int | None, walk_pool: int | None
+) -> tuple[ExportedLocalizer, TrainConfig]:
     state = read_checkpoint(checkpoint)
     overrides = {"--walk-steps": walk_steps, "--walk-radius": walk_radius,
                  "--walk-pool": walk_pool}  # fmt: skip
@@ -142,6 +187,11 @@ def meanings(graph: ExportedLocalizer, config: TrainConfig) -> dict[str, str]:
             f"{relative}"
         )
     return {
+        DETECTOR_OUTPUT: (
+            "the detection branch's coarse cosine similarity / tau (another localizer's heads on "
+            "the same backbone, chosen on val for the no-source decision): what `detection` "
+            "scores"
+        ),
         HEATMAP_OUTPUT: heatmap,
         MASK_OUTPUT: "SPS segmentation head's logits: sounding where sigmoid(mask) > 0.5",
         COARSE_OUTPUT: (
@@ -205,6 +255,7 @@ def describe(
         heatmap=outputs[HEATMAP_OUTPUT],
         mask=outputs.get(MASK_OUTPUT),
         coarse=outputs[COARSE_OUTPUT],
+        detector=outputs.get(DETECTOR_OUTPUT),
         training=training,
         opset=OPSET,
     )
@@ -253,9 +304,10 @@ def max_difference(reference: ExportedLocalizer, run, inputs: list[dict[str, np.
 def export_bundle(
     checkpoint: str | Path, out: str | Path, data: str | None = None, frames: int = 8,
     walk_steps: int | None = None, walk_radius: int | None = None, walk_pool: int | None = None,
+    detector: str | Path | None = None,
 ) -> tuple[ModelBundle, dict[str, float]]:  # fmt: skip
     """Export, write and verify; returns the loaded bundle and the measured differences."""
-    graph, config = deployable_graph(checkpoint, walk_steps, walk_radius, walk_pool)
+    graph, config = deployable_graph(checkpoint, walk_steps, walk_radius, walk_pool, detector)
     onnx_model = fold_constants(export_onnx(graph, config))
     problems = tensorrt_problems(onnx_model)
     if problems:
@@ -266,7 +318,11 @@ def export_bundle(
     program = export_torch_program(graph, config)
     val = read_checkpoint(checkpoint).get("best", {})
     table = verification_frames(config, data)  # the whole val split: calibration reads it all
-    detection = calibrate(graph.model, table, config, f"{data or config.data} val")
+    detection = calibrate(
+        graph.detector or graph.model, table, config, f"{data or config.data} val",
+        output=DETECTOR_OUTPUT if graph.detector is not None else COARSE_OUTPUT,
+        scale=1.0 / graph.detector_inverse_tau,  # the model's own tau without a detector
+    )  # fmt: skip
     described = dataclasses.replace(describe(graph, config, str(checkpoint), val),
                                     detection=detection)  # fmt: skip
     write_bundle(out, described, onnx_model, program)
@@ -312,16 +368,21 @@ def main(argv: list[str] | None = None) -> int:
         "--walk-radius", type=int, help="uspl checkpoints: random-walk radius (default: the run's)"
     )
     parser.add_argument(
+        "--detector", type=Path,
+        help="a plain localizer checkpoint on the same frozen backbone whose heads score the "
+        "no-source decision (default: the checkpoint's own coarse map)",
+    )  # fmt: skip
+    parser.add_argument(
         "--walk-pool", type=int,
         help="uspl checkpoints: walk on the pixel grid pooled by this factor (default 1; 2 is "
         "about 8x cheaper at 1/4 the steps)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     try:
-        walk = {"walk_steps": args.walk_steps, "walk_radius": args.walk_radius,
-                "walk_pool": args.walk_pool}  # fmt: skip
+        options = {"walk_steps": args.walk_steps, "walk_radius": args.walk_radius,
+                   "walk_pool": args.walk_pool, "detector": args.detector}  # fmt: skip
         bundle, differences = export_bundle(
-            args.checkpoint, args.out, args.data, args.frames, **walk
+            args.checkpoint, args.out, args.data, args.frames, **options
         )
     except CheckpointError as error:
         print(f"soundloc-export: {error}", file=sys.stderr)

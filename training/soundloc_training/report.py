@@ -142,8 +142,31 @@ def render_replay(records: list[dict[str, object]]) -> str:
             cells.append(f"{scores['bearing_error_deg_median']:.1f}°")
             lines.append(f"| {name} | " + " | ".join(cells)
                          + f" | {row['counts']['scored']} | `{row['command']}` |")  # fmt: skip
+        detected = {name: row["detection"] for name, row in record["rows"].items()
+                    if row.get("detection")}  # fmt: skip
+        if detected:
+            lines += ["", _replay_detection(detected)]
         sections.append("\n".join(lines))
     return "\n\n".join(sections) + "\n"
+
+
+def _replay_detection(rows: dict[str, dict]) -> str:
+    """What the node claimed on the same bag: a source on sounding frames, false sources per
+    negative kind (noise colours pooled), and the score's ROC AUC."""
+    lines = ["| bundle | source on sounding frames | ROC AUC | "
+             + " | ".join(f"false sources: {k}" for k in DETECTION_KINDS) + " |",
+             "|---|---|---|" + "---|" * len(DETECTION_KINDS)]  # fmt: skip
+    for name, figures in rows.items():
+        pooled = {}
+        for category, rate in figures["false_source_rate"].items():
+            kind = "noise" if category.startswith("noise_") else category
+            count = figures["n_negative"][category] if "n_negative" in figures else 1
+            pooled.setdefault(kind, []).append((rate, count))
+        rates = {k: sum(r * n for r, n in v) / sum(n for _, n in v) for k, v in pooled.items()}
+        cells = [_rate(figures["tpr_at_threshold"]), _rate(figures.get("roc_auc"))]
+        cells += [_rate(rates.get(k)) for k in DETECTION_KINDS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def load_results(directory: Path) -> list[dict[str, object]]:
