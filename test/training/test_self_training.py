@@ -49,6 +49,11 @@ def test_bags_to_a_better_bundle(fast_config, tiny_synthav, tmp_path, capsys):
     assert summary["best"]["retrieval_acc"] == max(line["val"]["retrieval_acc"] for line in log)
     before = export_bundle(tmp_path / "start" / "best.pt", tmp_path / "b0", frames=2)[0]
     after = export_bundle(tmp_path / "tuned" / "best.pt", tmp_path / "b1", frames=2)[0]
+    # the no-source threshold is re-calibrated on the bags' own val pairs, without labels
+    calibration = after.detection.calibration
+    assert calibration["frames"] == f"bags:{tmp_path / 'robot_data'} val"
+    assert calibration["above_threshold"]["mismatched"] <= 0.15
+    assert after.detection.threshold != before.detection.threshold
     old = replay_accuracy(capsys, tmp_path / "held_out", before.directory, tmp_path / "r0")
     new = replay_accuracy(capsys, tmp_path / "held_out", after.directory, tmp_path / "r1")
     assert new["auc"] > old["auc"] and new["peak_in_object"] >= old["peak_in_object"], (old, new)
