@@ -116,7 +116,7 @@ def main() -> None:
 
     def on_diagnostics(msg: DiagnosticArray) -> None:
         for status in msg.status:
-            if status.name.startswith("soundloc"):
+            if status.name.endswith(": localizer"):  # "<node's full name>: localizer"
                 diagnostics.append({kv.key: kv.value for kv in status.values})
 
     driver.create_subscription(Image, "/soundloc/heatmap", on_heatmap, 10)
