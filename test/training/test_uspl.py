@@ -395,7 +395,7 @@ def test_uspl_run_end_to_end(fast_config, tmp_path, capsys):
     for exported in (bundle, smr_bundle):
         assert_heatmap_is_the_refined_map(exported, val, refined)
     assert bundle.training["walk"] == {"steps": 8, "radius": config.affinity_radius,
-                                       "beta": config.affinity_beta}  # fmt: skip
+                                       "beta": config.affinity_beta, "pool": 1}  # fmt: skip
     # the walk is an export setting; a shorter one is a different map
     short, _ = export_bundle(out / "smr" / "best.pt", tmp_path / "short", frames=2, walk_steps=2,
                              walk_radius=2)  # fmt: skip
@@ -404,6 +404,11 @@ def test_uspl_run_end_to_end(fast_config, tmp_path, capsys):
     feed = model_inputs(val.table, short, 0)
     walked = OnnxRuntimeBackend(short, use_gpu=False).run(feed)["heatmap"][0, 0]
     assert np.abs(walked - refined[0]).max() > 1e-3
+    # the robot's cheap form: the walk on the grid pooled 2x, a map of half the side
+    pooled, _ = export_bundle(out / "smr" / "best.pt", tmp_path / "pooled", frames=2, walk_pool=2)
+    side = bundle.heatmap.tensor.shape[-1]
+    assert pooled.heatmap.tensor.shape == (1, 1, side // 2, side // 2)
+    assert pooled.training["walk"]["pool"] == 2 and "pooled 2x" in pooled.heatmap.meaning
     # an SPS checkpoint from before SPS carried the SMR head is refused with the remedy
     old = torch.load(out / "best.pt", weights_only=False)
     del old["affinity"]
