@@ -121,6 +121,12 @@ REPLAY_METRICS = ("ciou", "auc", "miou", "fscore", "mask_miou", "peak_in_object"
                   "bearing_error_deg_median")  # fmt: skip
 
 
+def _section_head(record: dict[str, object]) -> list[str]:
+    """A results record's heading and paragraph: title, description and the steps that made it."""
+    steps = "; ".join(f"`{step}`" for step in record["steps"])
+    return [f"### {record['title']}", "", f"{record['description']} Steps: {steps}.", ""]
+
+
 def render_replay(records: list[dict[str, object]]) -> str:
     """Tables of replay evaluations (results/replay/*.json, written by scripts/reproduce_*.py):
     bundles measured by soundloc-replay-eval on a recorded bag, one row per bundle, under the
@@ -128,10 +134,7 @@ def render_replay(records: list[dict[str, object]]) -> str:
     sections = []
     for record in records:
         lines = [
-            f"### {record['title']}",
-            "",
-            record["description"] + " Steps: " + "; ".join(f"`{s}`" for s in record["steps"]) + ".",
-            "",
+            *_section_head(record),
             "| bundle | cIoU | AUC | mIoU | F-score | mask mIoU | peak on object | "
             "bearing error (median) | frames | reproduce |",
             "|---|---|---|---|---|---|---|---|---|---|",
@@ -210,10 +213,7 @@ def render_detection(records: list[dict[str, object]]) -> str:
     sections = []
     for record in records:
         lines = [
-            f"### {record['title']}",
-            "",
-            record["description"] + " Steps: " + "; ".join(f"`{s}`" for s in record["steps"]) + ".",
-            "",
+            *_section_head(record),
             "| detector | threshold | ROC AUC | TPR @ 5 % FA | TPR at threshold | "
             + " | ".join(f"false sources: {k}" for k in DETECTION_KINDS)
             + " |",
