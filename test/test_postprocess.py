@@ -114,6 +114,21 @@ def test_peak_is_refined_between_cells_and_mapped_to_image_pixels():
     assert u == pytest.approx(59.5)
 
 
+def test_peak_of_negative_logits_is_where_a_shifted_positive_map_peaks():
+    """The node hands peak_pixel raw logits (cosine / tau), often all negative: the refinement
+    weighs the 3x3 neighbourhood relative to its minimum, so a shift changes nothing."""
+    from soundloc_ros.core.postprocess import peak_pixel
+
+    logits = np.full((4, 4), -30.0)
+    logits[1, 2], logits[1, 3], logits[2, 2] = -2.0, -2.0, -20.0
+    u, v = peak_pixel(logits, 40, 80)
+    assert (u, v) == pytest.approx(peak_pixel(logits + 100.0, 40, 80))
+    # weights over the minimum -30: (1, 2) and (1, 3) 28 each, (2, 2) 10, the rest 0
+    column, row = (2 * 28 + 3 * 28 + 2 * 10) / 66, (1 * 28 + 1 * 28 + 2 * 10) / 66
+    assert u == pytest.approx((column + 0.5) * 80 / 4 - 0.5)  # cells of 20 x 10 pixels
+    assert v == pytest.approx((row + 0.5) * 40 / 4 - 0.5)
+
+
 def test_overlay_leaves_cold_pixels_alone_and_colours_hot_ones():
     from soundloc_ros.core.postprocess import COLORMAP, overlay
 
