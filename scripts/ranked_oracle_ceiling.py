@@ -1,4 +1,4 @@
-"""The ceiling of the median-threshold protocol for a continuous map (README, `ier`).
+"""The ceiling of the median-threshold protocol for a continuous map (docs/methods.md, `ier`).
 
     .venv/bin/python scripts/ranked_oracle_ceiling.py tuxav:data/tuxav synthav:data/synthav
 

@@ -66,8 +66,8 @@ Coarse rows are scored as heatmaps (mIoU: the min-max normalized map thresholded
 rows as their refined heatmaps, SPS rows (`uspl`, `ier+uspl`) as masks (the segmentation
 head's probabilities at 0.5). The last column is the mIoU gain over the thresholded coarse map
 each row refines. SPS learns the refined maps above `pseudo_mask_threshold` (0.6; pixels within
-`pseudo_mask_band` 0.2 of it left out; chosen on TuxAV val with scripts/sweep_smr.py, README
-"uspl" has the sweep's figures). The stage contact
+`pseudo_mask_band` 0.2 of it left out; chosen on TuxAV val with scripts/sweep_smr.py;
+docs/methods.md "uspl" has the sweep's figures). The stage contact
 sheet, frame / coarse / refined / segmented on the same validation frames, is written to
 `runs/<name>/stages_val.png`; SynthAV's are copied to `results/synthav_<method>_stages_val.png`.
 

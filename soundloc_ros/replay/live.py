@@ -189,7 +189,8 @@ def replay_live(source: BagSource, scorer: ReplayScorer, args, pairing) -> dict[
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image
 
-    if PROFILE.is_file():  # frames over 512 KB need it (README: Transport); children inherit it
+    # frames over 512 KB need it (docs/architecture.md: Transport); children inherit it
+    if PROFILE.is_file():
         os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(PROFILE))
     process = subprocess.Popen(
         node_command(source, args, pairing),

@@ -39,7 +39,7 @@ class TrainConfig:
     spec_mask_frames: int = 10  # SpecAugment: widest masked time span (10 ms frames)
     feature_dropout: float = 0.5  # channel dropout on the visual features: keeps the head from
     # memorizing clip-specific appearance (without it the train loss keeps falling while the
-    # validation maps degrade; see README)
+    # validation maps degrade; see docs/methods.md)
     select_metric: str = "auc"  # validation metric that picks best.pt (no val labels:
     # retrieval_acc, see evaluate.evaluate_label_free)
     init_checkpoint: str | None = None  # fine-tuning: start from this run's trained weights
@@ -57,7 +57,7 @@ class TrainConfig:
     mil_weight: float = 1.0  # and the baseline's multiple-instance term (cluster-aware negatives)
     # --- `baseline+maskaug`, `uspl`, `ier+uspl` (methods/masked_mil.py, sounding_pixels.py) ---
     mask_mode: str = "random"  # visual masking: random (erase a random block of positions) or
-    # guided (erase the map's best-matching positions; widened the maps, README "uspl")
+    # guided (erase the map's best-matching positions; widened the maps, docs/methods.md "uspl")
     mask_fraction: float = 0.25  # share of the positions the masked view erases
     mask_weight: float = 1.0  # weight of the masked view's multiple-instance term
     coarse_checkpoint: str | None = None  # uspl / ier+uspl: refine this run's best.pt instead
@@ -69,7 +69,7 @@ class TrainConfig:
     pair_offsets: int = 32  # of which this many offsets are drawn at random per step
     affinity_radius: int = 4  # random walk: moves to positions at most this far (pixel grid)
     # The walk and the pseudo-mask levels below were chosen on TuxAV val with
-    # scripts/sweep_smr.py; README "uspl" gives the figures.
+    # scripts/sweep_smr.py; docs/methods.md "uspl" gives the figures.
     affinity_beta: float = 16.0  # random walk on affinity ** beta (AffinityNet's beta)
     walk_steps: int = 128  # random-walk steps from the coarse map to the refined one
     smr_epochs: int = 2

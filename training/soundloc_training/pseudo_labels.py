@@ -1,6 +1,6 @@
 """Pseudo-labels of `ier` iteration k, computed once at its start by the frozen model of k−1.
 
-The paper's abstract names two kinds; how each is built is our choice (documented in README):
+The paper's abstract names two kinds; how each is built is our choice (docs/methods.md):
 
 - **Regions** (intra-frame). Each training frame's similarity map with its own, un-augmented
   audio is min–max normalized to [0, 1]. Positions above `fg_threshold` form the confident

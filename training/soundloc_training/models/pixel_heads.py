@@ -10,9 +10,9 @@ convolutions: colour and edges at stride 4). They do not share weights.
   features: its pair labels come from the coarse map, which is computed from those, and given
   them the head reproduces the coarse map's blurred level set, learning the map's boundary
   instead of the object's. The early layers carry edges, colours and textures but not the
-  audio-visual training. (Measured on TuxAV val with scripts/sweep_smr.py, README "uspl": the
-  walk on this head's affinities gains over the coarse map where the deep-feature head lost and
-  the image-only head gained less.)
+  audio-visual training. (Measured on TuxAV val with scripts/sweep_smr.py, docs/methods.md
+  "uspl": the walk on this head's affinities gains over the coarse map where the deep-feature
+  head lost and the image-only head gained less.)
 """
 
 from __future__ import annotations
