@@ -31,11 +31,11 @@ import numpy as np
 import onnxruntime
 import torch
 from machine import record, time_call
-from soundloc_training.checkpoints import read_checkpoint
+from soundloc_training.checkpoints import load_any, read_checkpoint
 from soundloc_training.data import FrameTable, load_table
 from soundloc_training.export import ExportedLocalizer, export_onnx
 from soundloc_training.onnx_compat import fold_constants
-from soundloc_training.sounding_pixels import load_pixel_graph
+from soundloc_training.sounding_pixels import pixel_graph
 from tqdm import tqdm
 
 from soundloc_ros.core.metrics import LocalizationMetrics
@@ -53,10 +53,11 @@ BATCH = 32
 def graphs(checkpoint: Path) -> tuple[dict[str, ExportedLocalizer], object]:
     """Every walk's deployable graph, and the graph whose heatmap is the coarse map."""
     state = read_checkpoint(checkpoint)
+    kind, model, head, config = load_any(state)
     built = {}
     for steps, radius, pool in WALKS:
-        model, refinement, segmentation, config = load_pixel_graph(
-            state, str(checkpoint), steps, radius, pool
+        refinement, segmentation = pixel_graph(
+            state, str(checkpoint), kind, model, head, config, steps, radius, pool
         )
         built[f"{steps}/{radius}/{pool}"] = ExportedLocalizer(
             model, config.tau, refinement, segmentation

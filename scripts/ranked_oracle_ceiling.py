@@ -17,7 +17,7 @@ import sys
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 from soundloc_training.data import load_table
-from soundloc_training.evaluate import evaluate_heatmaps
+from soundloc_training.scoring import evaluate_heatmaps
 
 from soundloc_ros.core.features import LogMelConfig
 

@@ -20,9 +20,9 @@ import sys
 from pathlib import Path
 
 from soundloc_training.affinity import cross_pair_coverage
-from soundloc_training.checkpoints import CheckpointError
+from soundloc_training.checkpoints import CheckpointError, load_stage
 from soundloc_training.data import load_table
-from soundloc_training.sounding_pixels import PixelInputs, load_stage, seed_regions, sweep_walks
+from soundloc_training.sounding_pixels import PixelInputs, seed_regions, sweep_walks
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ from soundloc_training.checkpoints import (
     read_checkpoint,
     save_checkpoint,
 )
-from soundloc_training.train import main as train_main
+from soundloc_training.cli.train import main as train_main
 from soundloc_training.train import run
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,9 +12,10 @@ import torch
 from onnx import TensorProto, helper
 from soundloc_training.affinity import RandomWalk, disk_offsets, pair_affinities
 from soundloc_training.checkpoints import load_model
+from soundloc_training.cli.export import main
 from soundloc_training.config import TrainConfig
 from soundloc_training.data import load_table
-from soundloc_training.export import PARITY_TOLERANCE, export_bundle, main, model_inputs
+from soundloc_training.export import PARITY_TOLERANCE, export_bundle, model_inputs
 from soundloc_training.onnx_compat import fold_constants, tensorrt_problems
 from soundloc_training.train import run
 
@@ -259,8 +260,8 @@ def test_eval_reports_detection_per_negative_kind_as_json_without_nan(
 ):
     import json
 
+    from soundloc_training.cli.evaluate import main as evaluate_main
     from soundloc_training.datasets.build import BenchmarkSpec, build_benchmark
-    from soundloc_training.evaluate import main as evaluate_main
 
     spec = BenchmarkSpec("synthav", val=2, test=2, image_size=128)
     root = build_benchmark(spec, tmp_path / "synthav", progress=lambda items, **_: items,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 from soundloc_training.checkpoints import load_model
+from soundloc_training.cli.evaluate import main as eval_main
 from soundloc_training.config import TrainConfig
 from soundloc_training.data import VisualInputs, load_table
-from soundloc_training.evaluate import main as eval_main
 from soundloc_training.iterative import from_previous, iteration_config, run_iterations
 from soundloc_training.losses.cluster_contrast import InterFrameClusterContrast
 from soundloc_training.losses.region_contrast import IntraFrameRegionContrast

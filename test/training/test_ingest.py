@@ -18,9 +18,10 @@ from replay_bags import (  # the replay tests' foreign-recorder bags
     make_scene,
     write_scene_bag,
 )
+from soundloc_training.cli.ingest import main
 from soundloc_training.data import load_table
 from soundloc_training.datasets.ingested import load_ingested
-from soundloc_training.ingest import IngestConfig, Manifest, ingest, main
+from soundloc_training.ingest import IngestConfig, Manifest, ingest
 
 from soundloc_ros.core.features import LogMelConfig
 

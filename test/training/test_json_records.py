@@ -1,10 +1,10 @@
 """A damaged JSON record (benchmark.json, a run's summary.json) is named with the fix."""
 
 import pytest
+from soundloc_training.cli.make_benchmark import main as benchmark_main
+from soundloc_training.cli.train import main as train_main
 from soundloc_training.datasets.build import BenchmarkSpec, build_benchmark
-from soundloc_training.datasets.build import main as benchmark_main
 from soundloc_training.jsonfiles import read_json
-from soundloc_training.train import main as train_main
 
 DAMAGED = '{"kind": "synthav",\n'  # what a full disk or a crash mid-write leaves
 

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 from PIL import Image
+from soundloc_training.cli.make_bag import main
 from soundloc_training.data import load_audio
 from soundloc_training.datasets.build import BenchmarkSpec, build_benchmark
 from soundloc_training.datasets.public import load_records
-from soundloc_training.make_bag import dataset_clips, interleave, main, write_bag
+from soundloc_training.make_bag import dataset_clips, interleave, write_bag
 
 from soundloc_ros.core.pcm import decode_pcm, float_to_pcm
 from soundloc_ros.replay.messages import LABEL_TOPIC, BagTopics, typestore

@@ -5,9 +5,10 @@ import json
 
 import numpy as np
 import pytest
+from soundloc_training.cli.make_benchmark import main
 from soundloc_training.data import load_table
 from soundloc_training.datasets import negatives, synthav, tuxav
-from soundloc_training.datasets.build import NEGATIVES_DIR, BenchmarkSpec, build_benchmark, main
+from soundloc_training.datasets.build import NEGATIVES_DIR, BenchmarkSpec, build_benchmark
 from soundloc_training.datasets.negatives import (
     CATEGORIES,
     NOISE_KINDS,

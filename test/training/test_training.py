@@ -13,8 +13,8 @@ import torch
 import yaml
 from PIL import Image
 from soundloc_training.checkpoints import load_model
+from soundloc_training.cli.evaluate import main as eval_main
 from soundloc_training.config import TrainConfig
-from soundloc_training.evaluate import main as eval_main
 from soundloc_training.losses.contrastive import MultipleInstanceContrast
 from soundloc_training.train import run
 
@@ -47,7 +47,7 @@ def test_training_lowers_the_loss_and_sharpens_localization(fast_config):
     holds for every seed: the loss falls and the maps move toward the sounding object.
     """
     from soundloc_training.data import load_table
-    from soundloc_training.evaluate import evaluate_heatmaps, reference_heatmaps
+    from soundloc_training.scoring import evaluate_heatmaps, reference_heatmaps
 
     summary = run(fast_config)
     log = read_log(fast_config)
@@ -169,7 +169,7 @@ def test_the_smoke_scale_synthav_run_localizes_better_than_the_centre_prior(tmp_
     0.77, 1.00 and 0.98 for seeds 1-3 against about 0.5 for the centre prior."""
     from soundloc_training.data import load_table
     from soundloc_training.datasets.build import DEFAULTS, build_benchmark
-    from soundloc_training.evaluate import evaluate_heatmaps, reference_heatmaps
+    from soundloc_training.scoring import evaluate_heatmaps, reference_heatmaps
 
     root = tmp_path_factory.mktemp("synthav_default")
     data = build_benchmark(DEFAULTS["synthav"], root / "synthav", progress=lambda items, **_: items)

@@ -19,10 +19,11 @@ from soundloc_training.affinity import (
     shifted,
     walk_weights,
 )
+from soundloc_training.checkpoints import load_stage
+from soundloc_training.cli.evaluate import main as eval_main
+from soundloc_training.cli.train import main as train_main
 from soundloc_training.config import TrainConfig
 from soundloc_training.data import load_table
-from soundloc_training.evaluate import evaluate_heatmaps
-from soundloc_training.evaluate import main as eval_main
 from soundloc_training.export import export_bundle, model_inputs
 from soundloc_training.losses.affinity import AffinityLoss
 from soundloc_training.losses.contrastive import MultipleInstanceContrast, top_fraction_mean
@@ -37,14 +38,13 @@ from soundloc_training.models.pixel_heads import (
 )
 from soundloc_training.onnx_compat import tensorrt_problems
 from soundloc_training.pseudo_labels import confident_regions
+from soundloc_training.scoring import evaluate_heatmaps
 from soundloc_training.sounding_pixels import (
     PixelInputs,
-    load_stage,
     refined_maps,
     run_sounding_pixels,
     sweep_walks,
 )
-from soundloc_training.train import main as train_main
 
 from soundloc_ros.core.backends.onnxruntime import OnnxRuntimeBackend
 

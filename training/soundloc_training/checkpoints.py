@@ -17,10 +17,12 @@ from pathlib import Path, PurePath
 
 import numpy as np
 import torch
+from torch import nn
 
 from soundloc_ros.core.atomic import atomic_write_bytes
 from soundloc_training.config import TrainConfig
 from soundloc_training.models.localizer import Localizer
+from soundloc_training.models.pixel_heads import AffinityHead, SegmentationHead
 
 PRIMITIVES = (str, int, float, bool, type(None))  # exact types: np.float64 is a float too
 
@@ -125,3 +127,42 @@ def load_trainable(model: Localizer, checkpoint: dict | str | Path) -> None:
             f"checkpoint does not fit the model: missing {missing}, unexpected {unexpected}; "
             + hint
         )
+
+
+def build_head(stage: str, localizer: Localizer, config: TrainConfig) -> nn.Module:
+    if stage == "smr":
+        return AffinityHead(localizer.backbone.low_level_channels, config.pixel_channels)
+    return SegmentationHead(localizer.backbone.out_channels, config.pixel_channels)
+
+
+def load_stage(
+    checkpoint: dict | str | Path,
+) -> tuple[str, Localizer, nn.Module, TrainConfig]:
+    """(stage, frozen coarse localizer, trained head, run config) of an SMR / SPS checkpoint."""
+    source = "the checkpoint" if isinstance(checkpoint, dict) else checkpoint
+    if not isinstance(checkpoint, dict):
+        checkpoint = read_checkpoint(checkpoint)
+    if "stage" not in checkpoint:
+        raise CheckpointError(
+            f"{source} is not a uspl stage checkpoint (it holds no stage); give a uspl run's "
+            "OUT/smr/best.pt or OUT/best.pt"
+        )
+    config = TrainConfig(**checkpoint["config"])
+    localizer, _ = load_model(checkpoint["coarse"])
+    head = build_head(checkpoint["stage"], localizer, config)
+    head.load_state_dict(checkpoint["head"])
+    return checkpoint["stage"], localizer, head.eval(), config
+
+
+def load_any(
+    checkpoint: dict | str | Path,
+) -> tuple[str, Localizer, nn.Module | None, TrainConfig]:
+    """(kind, localizer, head, run config) of any checkpoint soundloc-train writes: kind
+    "localizer" (head None), or a uspl stage "smr" / "sps" (its frozen coarse localizer and the
+    stage's head): what evaluation and export switch on."""
+    if not isinstance(checkpoint, dict):
+        checkpoint = read_checkpoint(checkpoint)
+    if "stage" in checkpoint:
+        return load_stage(checkpoint)
+    model, config = load_model(checkpoint)
+    return "localizer", model, None, config

@@ -29,10 +29,8 @@ program (for the torch backend) against PyTorch too.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import io
-import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -52,14 +50,14 @@ from soundloc_ros.core.bundle import (
 )
 from soundloc_ros.core.preprocess import normalize_images
 from soundloc_training.calibration import calibrate
-from soundloc_training.checkpoints import CheckpointError, load_model, read_checkpoint
+from soundloc_training.checkpoints import load_any, load_model, read_checkpoint
 from soundloc_training.config import TrainConfig
 from soundloc_training.data import FrameTable, load_table, parse_data_spec
 from soundloc_training.models.localizer import Localizer
 from soundloc_training.models.pixel_heads import minmax
 from soundloc_training.onnx_compat import fold_constants, tensorrt_problems
 from soundloc_training.refinement import Refinement
-from soundloc_training.sounding_pixels import load_pixel_graph
+from soundloc_training.sounding_pixels import pixel_graph
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4  # max abs difference of any output, fp32
@@ -156,10 +154,12 @@ def _graph(
     for flag, value in overrides.items():
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be >= 1; got {value}")
-    if "stage" in state:
-        model, refinement, segmentation, config = load_pixel_graph(
-            state, str(checkpoint), walk_steps, walk_radius, walk_pool or 1
-        )
+    kind, model, head, config = load_any(state)
+    if kind != "localizer":
+        refinement, segmentation = pixel_graph(
+            state, str(checkpoint), kind, model, head, config, walk_steps, walk_radius,
+            walk_pool or 1,
+        )  # fmt: skip
         return ExportedLocalizer(model, config.tau, refinement, segmentation).eval(), config
     if any(value is not None for value in overrides.values()):
         raise ValueError(
@@ -167,7 +167,6 @@ def _graph(
             "--walk-steps / --walk-radius / --walk-pool, or export a uspl run's smr/best.pt or "
             "best.pt"
         )
-    model, config = load_model(state)
     return ExportedLocalizer(model, config.tau).eval(), config
 
 
@@ -351,53 +350,3 @@ def export_bundle(
             f"bundle in {out} must not be used"
         )
     return bundle, differences
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="soundloc-export", description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", required=True, type=Path, help="best.pt of a run")
-    parser.add_argument("--out", required=True, type=Path, help="bundle directory to write")
-    parser.add_argument(
-        "--data", help="KIND:PATH of frames to verify on (default: the checkpoint's benchmark)"
-    )
-    parser.add_argument("--frames", type=int, default=8, help="frames to verify on")
-    parser.add_argument(
-        "--walk-steps", type=int, help="uspl checkpoints: random-walk steps (default: the run's)"
-    )
-    parser.add_argument(
-        "--walk-radius", type=int, help="uspl checkpoints: random-walk radius (default: the run's)"
-    )
-    parser.add_argument(
-        "--detector", type=Path,
-        help="a plain localizer checkpoint on the same frozen backbone whose heads score the "
-        "no-source decision (default: the checkpoint's own coarse map)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--walk-pool", type=int,
-        help="uspl checkpoints: walk on the pixel grid pooled by this factor (default 1; 2 is "
-        "about 8x cheaper at 1/4 the steps)",
-    )  # fmt: skip
-    args = parser.parse_args(argv)
-    try:
-        options = {"walk_steps": args.walk_steps, "walk_radius": args.walk_radius,
-                   "walk_pool": args.walk_pool, "detector": args.detector}  # fmt: skip
-        bundle, differences = export_bundle(
-            args.checkpoint, args.out, args.data, args.frames, **options
-        )
-    except CheckpointError as error:
-        print(f"soundloc-export: {error}", file=sys.stderr)
-        return 2
-    except (OSError, ValueError) as error:
-        print(f"soundloc-export: {error}", file=sys.stderr)
-        return 1
-    shapes = {"image": bundle.image.tensor.shape, "audio": bundle.audio.shape}
-    outputs = ", ".join(f"{key} {spec.tensor.shape}" for key, spec in bundle.outputs.items())
-    print(f"wrote {args.out}: inputs {shapes}, outputs {outputs}")
-    print(
-        "max |difference| to PyTorch: " + ", ".join(f"{k} {v:.2e}" for k, v in differences.items())
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -30,7 +30,7 @@ import torch
 
 from soundloc_training.config import TrainConfig
 from soundloc_training.data import FrameTable, VisualInputs
-from soundloc_training.evaluate import embedded_batches
+from soundloc_training.inference import embedded_batches
 from soundloc_training.models.localizer import Localizer
 
 

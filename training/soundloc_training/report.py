@@ -10,7 +10,6 @@ rows of a table are comparable.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -185,22 +184,6 @@ def load_results(directory: Path) -> list[dict[str, object]]:
     if not rows:
         raise ValueError(f"no result rows (*.json) in {directory}")
     return rows
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="soundloc-report", description=__doc__.splitlines()[0])
-    parser.add_argument("results", type=Path, help="directory of result JSON rows")
-    args = parser.parse_args(argv)
-    try:
-        print(render(load_results(args.results)), end="")
-    except ValueError as error:
-        print(f"soundloc-report: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 DETECTION_KINDS = ("offscreen", "noise", "silence")

@@ -46,14 +46,16 @@ from soundloc_ros.core.metrics import mask_iou, prepare_heatmap
 from soundloc_ros.core.preprocess import normalize_images
 from soundloc_training.affinity import RandomWalk, disk_offsets, pair_affinities, pair_labels
 from soundloc_training.checkpoints import (
-    CheckpointError,
+    build_head,
     load_model,
+    load_stage,
     read_checkpoint,
     save_checkpoint,
 )
 from soundloc_training.config import TrainConfig
 from soundloc_training.data import GT_SIZE, FrameTable, VisualInputs, load_table
-from soundloc_training.evaluate import evaluate_heatmaps, predict_heatmaps
+from soundloc_training.inference import predict_heatmaps
+from soundloc_training.iterative import run_iterations
 from soundloc_training.jsonfiles import REWRITE_SUMMARY, read_json
 from soundloc_training.losses.affinity import AffinityLoss
 from soundloc_training.losses.segmentation import PseudoMaskLoss
@@ -66,7 +68,8 @@ from soundloc_training.models.pixel_heads import (
 )
 from soundloc_training.pseudo_labels import confident_regions
 from soundloc_training.refinement import Refinement, WalkSettings, refined_map
-from soundloc_training.train import epoch_batches, learning_rate_factor, optimize_epoch
+from soundloc_training.scoring import evaluate_heatmaps
+from soundloc_training.train import epoch_batches, learning_rate_factor, optimize_epoch, run
 from soundloc_training.visualize import save_stage_sheet
 
 COARSE_METHOD = {"uspl": "baseline+maskaug", "ier+uspl": "ier"}
@@ -271,31 +274,6 @@ def segment(head: SegmentationHead, inputs: PixelInputs, size: int = GT_SIZE) ->
 # ---------------------------------------------------------------------------------------------
 
 
-def build_head(stage: str, localizer: Localizer, config: TrainConfig) -> nn.Module:
-    if stage == "smr":
-        return AffinityHead(localizer.backbone.low_level_channels, config.pixel_channels)
-    return SegmentationHead(localizer.backbone.out_channels, config.pixel_channels)
-
-
-def load_stage(
-    checkpoint: dict | str | Path,
-) -> tuple[str, Localizer, nn.Module, TrainConfig]:
-    """(stage, frozen coarse localizer, trained head, run config) of an SMR / SPS checkpoint."""
-    source = "the checkpoint" if isinstance(checkpoint, dict) else checkpoint
-    if not isinstance(checkpoint, dict):
-        checkpoint = read_checkpoint(checkpoint)
-    if "stage" not in checkpoint:
-        raise CheckpointError(
-            f"{source} is not a uspl stage checkpoint (it holds no stage); give a uspl run's "
-            "OUT/smr/best.pt or OUT/best.pt"
-        )
-    config = TrainConfig(**checkpoint["config"])
-    localizer, _ = load_model(checkpoint["coarse"])
-    head = build_head(checkpoint["stage"], localizer, config)
-    head.load_state_dict(checkpoint["head"])
-    return checkpoint["stage"], localizer, head.eval(), config
-
-
 def smr_head_state(checkpoint: dict, source: str) -> dict:
     """The SMR affinity head's weights: an SMR checkpoint's head, or the copy an SPS one carries."""
     if checkpoint["stage"] == "smr":
@@ -309,18 +287,17 @@ def smr_head_state(checkpoint: dict, source: str) -> dict:
     return checkpoint["affinity"]
 
 
-def load_pixel_graph(
-    checkpoint: dict, source: str, steps: int | None = None, radius: int | None = None,
-    pool: int = 1,
-) -> tuple[Localizer, Refinement, nn.Module | None, TrainConfig]:  # fmt: skip
-    """(coarse localizer, SMR refinement, SPS head or None for SMR, config) of a stage
-    checkpoint: what the exported graph runs, with the run's walk unless overridden."""
-    stage, localizer, head, config = load_stage(checkpoint)
+def pixel_graph(
+    checkpoint: dict, source: str, stage: str, localizer: Localizer, head: nn.Module,
+    config: TrainConfig, steps: int | None = None, radius: int | None = None, pool: int = 1,
+) -> tuple[Refinement, nn.Module | None]:  # fmt: skip
+    """(SMR refinement, SPS head or None for SMR) of a stage checkpoint loaded by load_any: what
+    the exported graph runs after the coarse localizer, with the run's walk unless overridden."""
     affinity = build_head("smr", localizer, config)
     affinity.load_state_dict(smr_head_state(checkpoint, source))
     segmentation = head if stage == "sps" else None
     walk = walk_settings(config, steps, radius, pool)
-    return localizer, refinement(affinity, localizer, config, walk), segmentation, config
+    return refinement(affinity, localizer, config, walk), segmentation
 
 
 def stage_method(checkpoint: dict) -> str:
@@ -331,10 +308,10 @@ def stage_method(checkpoint: dict) -> str:
 
 
 def predict_stage(
-    checkpoint: dict | str | Path, table: FrameTable
+    stage: str, localizer: Localizer, head: nn.Module, config: TrainConfig, table: FrameTable
 ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
-    """(heatmaps, mask probabilities or None) of a stage checkpoint on a table's frames."""
-    stage, localizer, head, config = load_stage(checkpoint)
+    """(heatmaps, mask probabilities or None) of a stage checkpoint loaded by load_any on a
+    table's frames."""
     inputs = PixelInputs(localizer, table, config)
     if stage == "smr":
         return list(refined_maps(head, inputs, config).numpy()), None
@@ -460,12 +437,8 @@ def coarse_stage(config: TrainConfig, resume: bool, stop_after: int | None) -> P
         if summary.get("epochs_done") is not None and "iterations_done" not in summary:
             return sub.out_path / "best.pt"
     if sub.method == "ier":
-        from soundloc_training.iterative import run_iterations
-
         summary = run_iterations(sub, resume=resume, stop_after=stop_after)
         return sub.out_path / "best.pt" if "iterations" in summary else None
-    from soundloc_training.train import run
-
     summary = run(sub, resume=resume, stop_after=stop_after)
     return sub.out_path / "best.pt" if summary["epochs_done"] == sub.epochs else None
 

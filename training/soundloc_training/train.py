@@ -15,15 +15,12 @@ on val, never on test).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,11 +36,12 @@ from soundloc_training.checkpoints import (
     save_checkpoint,
     trainable_state,
 )
-from soundloc_training.config import TrainConfig, load_config
+from soundloc_training.config import TrainConfig
 from soundloc_training.data import FrameTable, VisualInputs, audio_batch, load_table
-from soundloc_training.evaluate import predict_heatmaps, validate
+from soundloc_training.inference import predict_heatmaps
 from soundloc_training.methods import build_method
 from soundloc_training.models.localizer import Localizer
+from soundloc_training.scoring import validate
 from soundloc_training.visualize import save_contact_sheet
 
 
@@ -134,16 +132,6 @@ def _distributed() -> tuple[int, int]:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("gloo")
     return (dist.get_rank(), world) if world > 1 else (0, 1)
-
-
-def _parse_overrides(pairs: list[str]) -> dict[str, object]:
-    overrides = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
-        overrides[key] = yaml.safe_load(value)
-    return overrides
 
 
 Prepare = Callable[[torch.nn.Module, FrameTable, VisualInputs], None]
@@ -262,40 +250,3 @@ def run(
         summary["wall_time_s"] = round(time.monotonic() - run_started, 1)
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="soundloc-train", description=__doc__.splitlines()[0])
-    parser.add_argument("config", type=Path, help="YAML config (see training/configs/)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt")
-    parser.add_argument(
-        "--stop-after", type=int, metavar="N", help="stop after N epochs (resume later)"
-    )
-    parser.add_argument(
-        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="override settings"
-    )
-    args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config, _parse_overrides(args.set))
-    except (OSError, ValueError) as error:
-        print(f"soundloc-train: {error}", file=sys.stderr)
-        return 2
-    if config.method == "ier":  # iterations 0..K, each a run of its own
-        from soundloc_training.iterative import run_iterations as train
-    elif config.method in ("uspl", "ier+uspl"):  # coarse, SMR, SPS: a run each
-        from soundloc_training.sounding_pixels import run_sounding_pixels as train
-    else:
-        train = run
-    try:
-        summary = train(config, resume=args.resume, stop_after=args.stop_after)
-    except (OSError, ValueError) as error:  # CheckpointError, a damaged summary.json...
-        print(f"soundloc-train: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary))
-    if dist.is_initialized():
-        dist.destroy_process_group()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

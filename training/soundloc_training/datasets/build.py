@@ -14,10 +14,8 @@ existing benchmark gains its negatives without being rebuilt.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -186,45 +184,3 @@ def build_benchmark(
         clips = _negative_clips(negative_spec)
         _write_root(negative_spec, clips, total, out / NEGATIVES_DIR, progress)
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="soundloc-make-benchmark",
-        description="Write SynthAV or TuxAV to OUT in the AVSBench-S4 layout.",
-    )
-    parser.add_argument("kind", choices=sorted(DEFAULTS))
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--train", type=int, help="clips (synthav) or clips per class (tuxav)")
-    parser.add_argument("--val", type=int)
-    parser.add_argument("--test", type=int)
-    parser.add_argument("--snr-db", type=float)
-    parser.add_argument("--n-sounding", type=int, help="tuxav: sounding objects per scene")
-    parser.add_argument(
-        "--negatives",
-        type=int,
-        default=DEFAULT_NEGATIVES,
-        metavar="N",
-        help="clips of each negative kind (off-screen, noise, silence) per split in OUT/negatives "
-        f"(val and test; default {DEFAULT_NEGATIVES}; 0: none)",
-    )
-    args = parser.parse_args(argv)
-    overrides = {
-        key: value
-        for key, value in vars(args).items()
-        if key not in ("kind", "out", "negatives") and value is not None
-    }
-    spec = BenchmarkSpec(**{**asdict(DEFAULTS[args.kind]), **overrides})
-    try:
-        build_benchmark(spec, args.out, negatives=args.negatives)
-    except (OSError, ValueError) as error:
-        print(f"soundloc-make-benchmark: {error}", file=sys.stderr)
-        return 1
-    with_negatives = f" (negatives in {args.out / NEGATIVES_DIR})" if args.negatives else ""
-    print(f"{spec.kind} ready in {args.out}{with_negatives}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,7 +15,7 @@ METHODS = {
     "baseline+maskaug": MaskAugmentedMILMethod,
     "ier": IERMethod,
 }
-# Staged methods are drivers over these (train.main): `ier` (iterative.py) and `uspl`,
+# Staged methods are drivers over these (cli/train.py): `ier` (iterative.py) and `uspl`,
 # `ier+uspl` (sounding_pixels.py, whose coarse stage is `baseline+maskaug` or `ier`).
 
 
