@@ -2,11 +2,12 @@
 
 Every localizer finds a "most sounding" place in any frame, even when the microphone hears only a
 fan or a voice from the next room, so the heatmap alone cannot say whether there is a source. The
-score is the coarse map's largest audio-visual cosine similarity: how well the best-matching
-place in view agrees with what is heard. Contrastive training pushes exactly this number up for
-a frame and its own audio and down for a frame and another clip's audio, so it needs no new
-head (a logistic head on the audio embedding did no better on TuxAV val: calibration.py);
-`soundloc-eval --negatives` measures it per negative kind (RESULTS.md, detection).
+score is a coarse map's largest audio-visual cosine similarity (the bundle's `coarse` output, or
+its `detector`: another localizer's heads on the same backbone, chosen on val): how well the
+best-matching place in view agrees with what is heard. Contrastive training pushes exactly this
+number up for a frame and its own audio and down for a frame and another clip's audio, so it
+needs no new head (a logistic head on the audio embedding did no better on TuxAV val:
+calibration.py); `soundloc-eval --negatives` measures it per negative kind (RESULTS.md).
 
 The threshold is calibrated without labels (soundloc_training.calibration): negatives exist by
 construction, a frame paired with another clip's audio (an off-screen source) and a frame paired
