@@ -38,7 +38,7 @@ from soundloc_training.onnx_compat import fold_constants
 from soundloc_training.sounding_pixels import pixel_graph
 from tqdm import tqdm
 
-from soundloc_ros.core.metrics import LocalizationMetrics
+from soundloc_ros.core.metrics import LocalizationMetrics, lands_on
 from soundloc_ros.core.postprocess import peak_pixel
 from soundloc_ros.core.preprocess import normalize_images
 
@@ -75,11 +75,6 @@ def batches(table: FrameTable, mean, std, frontend):
         yield indices, images, torch.from_numpy(audio)
 
 
-def lands_on(truth: np.ndarray, u: float, v: float) -> bool:
-    return bool(truth[min(max(round(v), 0), truth.shape[0] - 1),
-                      min(max(round(u), 0), truth.shape[1] - 1)])  # fmt: skip
-
-
 @torch.no_grad()
 def accuracy(built: dict[str, ExportedLocalizer], table: FrameTable, config) -> dict:
     """Per graph: the heatmap's cIoU, AUC and mIoU at 0.5 on the table, and the share of
@@ -94,7 +89,7 @@ def accuracy(built: dict[str, ExportedLocalizer], table: FrameTable, config) -> 
             for heatmap, index in zip(heatmaps, indices, strict=True):
                 truth = table.gt_maps[index] > 0.5  # [224, 224]
                 scores[name].update(heatmap, gt_map=table.gt_maps[index], mask_gt=truth)
-                on_object[name] += lands_on(truth, *peak_pixel(heatmap, *truth.shape))
+                on_object[name] += lands_on(truth, peak_pixel(heatmap, *truth.shape))
     figures = {}
     for name, metrics in scores.items():
         computed = metrics.compute()

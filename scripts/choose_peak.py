@@ -20,20 +20,13 @@ from tqdm import tqdm
 from soundloc_ros.core.backends import Localizer, create_backend
 from soundloc_ros.core.bundle import load_bundle
 from soundloc_ros.core.frame_pipeline import FramePipeline
-from soundloc_ros.core.metrics import LocalizationMetrics, MaskAccumulator
+from soundloc_ros.core.metrics import LocalizationMetrics, MaskAccumulator, lands_on
 
 
 def mask_centroid(mask: np.ndarray) -> tuple[float, float] | None:
     """(u, v) of the mask's centre of mass; None for an empty mask."""
     rows, cols = np.nonzero(mask)
     return (float(cols.mean()), float(rows.mean())) if rows.size else None
-
-
-def lands_on(truth: np.ndarray, point: tuple[float, float] | None) -> bool:
-    if point is None:
-        return False
-    u, v = point
-    return bool(truth[min(round(v), truth.shape[0] - 1), min(round(u), truth.shape[1] - 1)])
 
 
 def main() -> int:

@@ -84,3 +84,14 @@ def test_detection_figures_are_json_with_nulls_for_what_is_undefined():
     empty = detection_figures(np.array([]), {"noise": np.array([])}, threshold=None)
     text = json.dumps(empty, allow_nan=False)  # raises on NaN
     assert json.loads(text)["roc_auc"] is None and empty["false_source_rate"] == {"noise": None}
+
+
+def test_a_point_lands_on_the_object_by_its_nearest_pixel_clamped_to_the_frame():
+    from soundloc_ros.core.metrics import lands_on
+
+    truth = np.zeros((4, 6), bool)
+    truth[1, 4] = True
+    assert lands_on(truth, (4.4, 0.6)) and not lands_on(truth, (3.4, 1.0))  # round: col 3
+    corner = np.zeros((4, 6), bool)
+    corner[3, 5] = True
+    assert lands_on(corner, (9.0, 7.0)) and not lands_on(corner, None)  # clamped; no point

@@ -561,6 +561,18 @@ class LocalizationMetrics:
 # Detection: is there a visible sounding source at all (core.detection)
 # --------------------------------------------------------------------------------------------
 
+
+def lands_on(truth: np.ndarray, point: tuple[float, float] | None) -> bool:
+    """Whether pixel (u, v) (centres at integers, clamped to the mask) lies on the sounding
+    object of a mask [H, W] bool; no point lands nowhere. How a peak or bearing is judged."""
+    if point is None:
+        return False
+    u, v = point
+    row = min(max(round(v), 0), truth.shape[0] - 1)
+    col = min(max(round(u), 0), truth.shape[1] - 1)
+    return bool(truth[row, col])
+
+
 DETECTION_FALSE_ALARM = 0.05
 """The false-alarm rate at which the true-positive rate is reported (TPR@5%FA)."""
 
@@ -608,6 +620,18 @@ def detection_figures(
             for kind, v in negatives.items()
         },
     }
+
+
+def detection_summary(figures: dict[str, object]) -> str:
+    """Detection figures (detection_figures' keys) in one line; undefined ones as n/a. Shared by
+    soundloc-eval and soundloc-replay-eval, so both say the same thing the same way."""
+
+    def show(value: object) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    rates = ", ".join(f"{k} {show(v)}" for k, v in figures["false_source_rate"].items())
+    return (f"detection: source claimed on {show(figures['tpr_at_threshold'])} of sounding "
+            f"frames; false-source rate {rates}; ROC AUC {show(figures['roc_auc'])}")  # fmt: skip
 
 
 def json_ready(value: object) -> object:

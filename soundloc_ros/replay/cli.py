@@ -21,7 +21,7 @@ from soundloc_ros.core.backends.base import Localizer
 from soundloc_ros.core.bundle import BundleError, load_bundle
 from soundloc_ros.core.detection import DEFAULT_SILENCE_DB
 from soundloc_ros.core.frame_pipeline import FramePipeline
-from soundloc_ros.core.metrics import json_ready
+from soundloc_ros.core.metrics import detection_summary, json_ready
 from soundloc_ros.core.pairing import LATE_POLICIES, PairingConfig
 from soundloc_ros.core.pcm import AudioStreamFormat, PcmFormatError
 from soundloc_ros.replay.bag import FLAGS, BagSource, ReplayError
@@ -150,7 +150,7 @@ def summary_lines(report: dict) -> list[str]:
     if accuracy:
         lines.append("  " + "  ".join(f"{k} {v}" for k, v in accuracy.items()))
     if report.get("detection"):
-        lines.append("  " + detection_line(report["detection"]))
+        lines.append("  " + detection_summary(report["detection"]))
     for stage, figures in report.get("latency_ms", {}).items():
         lines.append(f"  {stage:>12s}: p50 {figures['p50']:.2f} ms, p95 {figures['p95']:.2f} ms")
     if report.get("drops"):
@@ -160,17 +160,6 @@ def summary_lines(report: dict) -> list[str]:
     lines += [f"  {name}: {path}" for name, path in report["pictures"].items()]
     lines.append(f"  report: {report['report']}")
     return lines
-
-
-def detection_line(figures: dict) -> str:
-    """The detection figures in one line (n/a where undefined)."""
-
-    def show(value) -> str:
-        return "n/a" if value is None else f"{value:.3f}"
-
-    rates = ", ".join(f"{k} {show(v)}" for k, v in figures["false_source_rate"].items())
-    return (f"detection: source claimed on {show(figures['tpr_at_threshold'])} of sounding "
-            f"frames; false-source rate {rates}; ROC AUC {show(figures['roc_auc'])}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

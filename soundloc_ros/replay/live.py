@@ -305,7 +305,10 @@ def _send(
     if msg is None:
         return index
     if message.kind == "ground_truth":
-        scorer.add_truth(stamp_key(msg.header), decode_mask(msg))
+        try:
+            scorer.add_truth(stamp_key(msg.header), decode_mask(msg))
+        except ValueError:
+            scorer.refuse_truth()  # counted; the frame is still replayed, just not scored
         return index
     if message.kind == "label":
         scorer.add_label(str(msg.data))

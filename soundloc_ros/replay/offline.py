@@ -110,6 +110,7 @@ class OfflineReplay:
             try:
                 self.scorer.add_truth(stamp_key(msg.header), decode_mask(msg))
             except ValueError as error:
+                self.scorer.refuse_truth()
                 self._refuse("bad_ground_truth", error)
         elif kind == "label":
             self.scorer.add_label(str(msg.data))

@@ -134,6 +134,13 @@ class ReplayScorer:
         a negative frame in the detection figures."""
         if self._last_truth is not None and len(self.labels) < MAX_SCORED:
             self.labels[self._last_truth] = label.removeprefix("negative/")
+        self._last_truth = None  # one label per mask
+
+    def refuse_truth(self) -> None:
+        """A ground-truth mask that could not be read: its label, which follows, names no frame
+        (it must not relabel the frame before)."""
+        self._last_truth = None
+        self.counts["bad_ground_truth"] += 1
 
     def add_output(self, key: StampKey, output: PublishedFrame) -> None:
         self.counts["outputs"] += 1
@@ -188,6 +195,8 @@ class ReplayScorer:
             "outputs_without_ground_truth": len(self._outputs)
             + self.counts["output_without_truth"],
         }
+        if self.counts["bad_ground_truth"]:
+            counts["bad_ground_truth"] = self.counts["bad_ground_truth"]
         detection = self._detection_figures()
         if not self.counts["scored"]:
             return {"counts": counts, "accuracy": None, "detection": detection}

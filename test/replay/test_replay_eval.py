@@ -215,3 +215,18 @@ def test_negative_frames_are_scored_for_detection_by_their_labelled_kind(tmp_pat
     assert detection["tpr_at_threshold"] == 1.0
     assert detection["false_source_rate"] == {"noise_pink": 0.0, "silence": 0.0}
     assert detection["roc_auc"] == 1.0 and report["source_threshold"] == (loud + quiet) / 2
+
+
+def test_a_label_after_an_unreadable_mask_does_not_relabel_the_frame_before():
+    from soundloc_ros.replay.scoring import PublishedFrame, ReplayScorer
+
+    scorer = ReplayScorer(n_frames=2, sheet_frames=0)
+    empty = np.zeros((8, 8), bool)
+    scorer.add_truth((1, 0), empty)
+    scorer.add_label("negative/noise_pink")
+    scorer.refuse_truth()  # the next mask did not decode; its label follows
+    scorer.add_label("negative/silence")
+    scorer.add_output((1, 0), PublishedFrame(np.zeros((8, 8), np.float32), empty, None, None, 0.1))
+    figures = scorer.figures()
+    assert figures["detection"]["false_source_rate"] == {"noise_pink": 0.0}
+    assert figures["counts"]["bad_ground_truth"] == 1

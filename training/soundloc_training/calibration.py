@@ -38,7 +38,12 @@ from soundloc_ros.core.metrics import detection_figures, rate_above
 from soundloc_ros.core.preprocess import normalize_images
 from soundloc_training.config import TrainConfig
 from soundloc_training.data import FrameTable
-from soundloc_training.datasets.negatives import NOISE_KINDS, NOISE_LEVELS_DBFS, synth_noise
+from soundloc_training.datasets.negatives import (
+    NOISE_KINDS,
+    NOISE_LEVELS_DBFS,
+    kind_of,
+    synth_noise,
+)
 from soundloc_training.models.localizer import Localizer
 
 FALSE_ALARM_RATES = {"mismatched": 0.15, "noise": 0.05}
@@ -138,11 +143,6 @@ def calibrate(
     )  # fmt: skip
 
 
-def negative_kind(category: str) -> str:
-    """A negative clip's category -> its kind: offscreen, noise (any noise_<colour>), silence."""
-    return "noise" if category.startswith("noise_") else category
-
-
 def detection_report(
     model: Localizer, config: TrainConfig, positives: FrameTable, negatives: FrameTable,
     threshold: float,
@@ -151,7 +151,7 @@ def detection_report(
     frames grouped by kind, at `threshold`, with each noise colour's false-source rate, and the
     same figures for two reference detectors (`reference_detectors`)."""
     categories = np.array([record.category for record in negatives.records])
-    kinds = np.array([negative_kind(c) for c in categories])
+    kinds = np.array([kind_of(c) for c in categories])
 
     def figures(positive: np.ndarray, negative: np.ndarray, cut: float) -> dict[str, object]:
         result = detection_figures(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from soundloc_training.datasets.negatives import KINDS, kind_of
 from soundloc_training.jsonfiles import read_json
 
 METRICS = ("ciou", "auc", "miou", "fscore")
@@ -161,7 +162,7 @@ def _replay_detection(rows: dict[str, dict]) -> str:
     for name, figures in rows.items():
         pooled = {}
         for category, rate in figures["false_source_rate"].items():
-            kind = "noise" if category.startswith("noise_") else category
+            kind = kind_of(category)
             count = figures["n_negative"][category] if "n_negative" in figures else 1
             pooled.setdefault(kind, []).append((rate, count))
         rates = {k: sum(r * n for r, n in v) / sum(n for _, n in v) for k, v in pooled.items()}
@@ -186,7 +187,7 @@ def load_results(directory: Path) -> list[dict[str, object]]:
     return rows
 
 
-DETECTION_KINDS = ("offscreen", "noise", "silence")
+DETECTION_KINDS = KINDS
 
 
 def render_detection(records: list[dict[str, object]]) -> str:

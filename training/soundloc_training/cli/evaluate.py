@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from soundloc_ros.core.metrics import json_ready
+from soundloc_ros.core.metrics import detection_summary, json_ready
 from soundloc_training import evaluate
 from soundloc_training.checkpoints import CheckpointError
 
@@ -20,24 +20,16 @@ def format_table(result: dict[str, object]) -> str:
     for name, scores in rows:
         lines.append(f"{name:24s}" + "".join(f"{scores[k]:10.4f}" for k in keys))
     if "detection" in result:
-        lines.append(detection_summary(result["detection"]))
+        detection = result["detection"]
+        lines += [threshold_line(detection), detection_summary(detection),
+                  f"TPR at 5% false alarms: {detection['tpr_at_5pct_false_alarm']}"]  # fmt: skip
     return "\n".join(lines)
 
 
-def detection_summary(figures: dict[str, object]) -> str:
-    """Detection figures in one line each (None prints as n/a)."""
-
-    def show(value: object) -> str:
-        return "n/a" if value is None else f"{value:.3f}"
-
-    rates = ", ".join(f"{k} {show(v)}" for k, v in figures["false_source_rate"].items())
-    return "\n".join([
-        f"detection at threshold {show(figures['threshold'])} ({figures['threshold_source']}):",
-        f"  ROC AUC {show(figures['roc_auc'])}, TPR at 5% false alarms "
-        f"{show(figures['tpr_at_5pct_false_alarm'])}, TPR at threshold "
-        f"{show(figures['tpr_at_threshold'])}",
-        f"  false-source rate: {rates}",
-    ])  # fmt: skip
+def threshold_line(figures: dict[str, object]) -> str:
+    threshold = figures["threshold"]
+    shown = "n/a" if threshold is None else f"{threshold:.3f}"
+    return f"detection threshold {shown} ({figures['threshold_source']})"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -246,6 +246,11 @@ def make_negative(
     return Clip(name=name, category=category, frames=frames, masks=masks, audio=audio, info=info)
 
 
+def kind_of(category: str) -> str:
+    """A negative clip's category -> its kind (KINDS): every noise_<colour> is noise."""
+    return "noise" if category.startswith("noise_") else category
+
+
 def category_of(kind: str, index: int) -> str:
     """The category of negative `index` of `kind` (KINDS): noise clips cycle NOISE_KINDS."""
     if kind == "noise":
