@@ -171,9 +171,10 @@ def main() -> None:
     t1, cpu1, rss1 = samples[-1]
     last = diagnostics[-1] if diagnostics else {}
     drops = {k.removeprefix("drops."): int(v) for k, v in last.items() if k.startswith("drops.")}
-    processing = float(last.get("processing_p50_ms", "nan"))
-    inference = float(last.get("inference_p50_ms", "nan"))
-    decode = float(last.get("decode_p50_ms", "nan"))
+    stages = ("decode", "preprocess", "inference", "postprocess", "publish", "processing")
+    per_frame = {f"{stage}_p50": float(last.get(f"{stage}_p50_ms", "nan")) for stage in stages}
+    decode, processing = per_frame["decode_p50"], per_frame["processing_p50"]
+    inference = per_frame["inference_p50"]
     figures = {
         "camera": f"{WIDTH}x{HEIGHT} bgr8 at {CAMERA_HZ:.0f} Hz; audio {RATE} Hz S16LE mono, "
         f"{CHUNK}-sample chunks",
@@ -187,11 +188,7 @@ def main() -> None:
             "p99": float(np.percentile(latencies, 99)),
         },
         "node_drops_by_reason": drops,
-        "node_per_frame_ms": {
-            "decode_p50": decode,
-            "processing_p50": processing,
-            "inference_p50": inference,
-        },
+        "node_per_frame_ms": per_frame,
         "non_inference_share_of_frame_work": (decode + processing - inference)
         / (decode + processing),
         "non_inference_share_of_frame_period": (decode + processing - inference) * CAMERA_HZ / 1e3,

@@ -93,6 +93,7 @@ VOLATILE_INFO = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)  
 RETRY_BUNDLE_S = 5.0
 RATE_KEYS = {"image": "image_rate_hz", "audio": "audio_chunk_rate_hz", "output": "output_rate_hz"}
 ERROR_THROTTLE_S = 5.0
+STAGES = ("decode", "preprocess", "inference", "postprocess", "publish", "processing")
 
 
 def detection_array(header, box: tuple[float, float, float, float], score: float | None):
@@ -135,9 +136,11 @@ class LocalizerNode(Node):
         self.drops: Counter[str] = Counter()
         self.published = 0
         self.latencies_ms: deque[float] = deque(maxlen=1000)  # frame arrival -> published
-        self.processing_ms: deque[float] = deque(maxlen=1000)  # inference thread, per frame
-        self.inference_ms: deque[float] = deque(maxlen=1000)  # the backend alone
-        self.decode_ms: deque[float] = deque(maxlen=1000)  # image callback decoding
+        # per-frame milliseconds by stage: decode (image callback), preprocess, inference (the
+        # backend alone), postprocess, publish, and processing (the inference thread's whole turn)
+        self.stage_ms: dict[str, deque[float]] = {
+            stage: deque(maxlen=1000) for stage in STAGES
+        }
         self.coverage: deque[float] = deque(maxlen=300)
         self.localizer: Localizer | None = None
         self.pipeline: FramePipeline | None = None
@@ -327,7 +330,7 @@ class LocalizerNode(Node):
             self.drops["bad_image"] += 1
             self._warn("bad_image", f"image refused: {error}")
             return
-        self.decode_ms.append((time.perf_counter() - began) * 1e3)
+        self.stage_ms["decode"].append((time.perf_counter() - began) * 1e3)
         payload = (header, frame, encoding, time.monotonic())  # wall arrival: for latency
         if not self.scheduler.add_frame(stamp_seconds(header), payload):
             self._warn("time_jump", "image stamps jumped backwards (bag loop?): queue reset")
@@ -401,12 +404,15 @@ class LocalizerNode(Node):
         result = self.pipeline.process(
             frame, encoding, paired.audio.samples, self.stream.sample_rate
         )
-        if "inference" in result.timings_ms:
-            self.inference_ms.append(result.timings_ms["inference"])
+        for stage, ms in result.timings_ms.items():
+            self.stage_ms[stage].append(ms)
+        publish_began = time.perf_counter()
         self._publish(header, frame, encoding, result)
         self.published += 1
+        done = time.perf_counter()
         self.latencies_ms.append((time.monotonic() - arrival_s) * 1e3)
-        self.processing_ms.append((time.perf_counter() - began) * 1e3)
+        self.stage_ms["publish"].append((done - publish_began) * 1e3)
+        self.stage_ms["processing"].append((done - began) * 1e3)
 
     def _publish(self, header, frame, encoding, result: FrameResult) -> None:
         if result.score is not None:
@@ -515,10 +521,9 @@ class LocalizerNode(Node):
                 latency_p95_ms=f"{p95:.1f}",
                 latency_p99_ms=f"{p99:.1f}",
             )
-        for name, samples in (("processing", self.processing_ms), ("inference", self.inference_ms),
-                              ("decode", self.decode_ms)):  # fmt: skip
+        for stage, samples in self.stage_ms.items():
             if samples:
-                values[f"{name}_p50_ms"] = f"{np.median(samples):.2f}"
+                values[f"{stage}_p50_ms"] = f"{np.median(samples):.2f}"
         problems += self._wrong_publishers()
         level, message = assess(self.model_error, self.stream_error, counts, problems)
         name = f"{self.get_fully_qualified_name()}: localizer"  # diagnostic_updater with use_fqn
