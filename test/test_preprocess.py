@@ -16,10 +16,12 @@ def frame(height=480, width=640, seed=0):
 
 def test_resize_is_pillow_bilinear_after_a_whole_factor_box_reduction():
     rgb = frame()  # 480x640
-    np.testing.assert_array_equal(resize_rgb(rgb, 240, 320), np.asarray(
-        Image.fromarray(rgb).reduce(2)))  # exactly half: the box reduction alone
-    reduced = np.asarray(Image.fromarray(rgb).reduce((2, 3)).resize(
-        (224, 160), Image.Resampling.BILINEAR))  # 640/224 -> 2, 480/160 -> 3, then bilinear
+    np.testing.assert_array_equal(
+        resize_rgb(rgb, 240, 320), np.asarray(Image.fromarray(rgb).reduce(2))
+    )  # exactly half: the box reduction alone
+    reduced = np.asarray(
+        Image.fromarray(rgb).reduce((2, 3)).resize((224, 160), Image.Resampling.BILINEAR)
+    )  # 640/224 -> 2, 480/160 -> 3, then bilinear
     np.testing.assert_array_equal(resize_rgb(rgb, 160, 224), reduced)
     small = frame(224, 224)
     small = frame(224, 224)

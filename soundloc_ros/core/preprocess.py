@@ -1,8 +1,9 @@
 """Image preprocessing shared by training, export checks and every runtime backend.
 
 A camera frame (any size, RGB uint8) becomes the network's image tensor in two steps that
-training applies to dataset frames too: a bilinear resize to the bundle's input size, then (x / 255 - mean) / std per channel in the bundle's channel order, NCHW. The aspect
-ratio is not kept: dataset frames are squashed the same way, and the heatmap is stretched back
+training applies to dataset frames too: a bilinear resize to the bundle's input size, then
+(x / 255 - mean) / std per channel in the bundle's channel order, NCHW. The aspect ratio is not
+kept: dataset frames are squashed the same way, and the heatmap is stretched back
 onto the frame, so geometry round-trips.
 
 The resize is Pillow's BILINEAR, which widens its filter when shrinking, so a 640x480 frame is

@@ -138,9 +138,7 @@ class LocalizerNode(Node):
         self.latencies_ms: deque[float] = deque(maxlen=1000)  # frame arrival -> published
         # per-frame milliseconds by stage: decode (image callback), preprocess, inference (the
         # backend alone), postprocess, publish, and processing (the inference thread's whole turn)
-        self.stage_ms: dict[str, deque[float]] = {
-            stage: deque(maxlen=1000) for stage in STAGES
-        }
+        self.stage_ms: dict[str, deque[float]] = {stage: deque(maxlen=1000) for stage in STAGES}
         self.coverage: deque[float] = deque(maxlen=300)
         self.localizer: Localizer | None = None
         self.pipeline: FramePipeline | None = None
