@@ -35,7 +35,7 @@ from soundloc_training.checkpoints import load_any, read_checkpoint
 from soundloc_training.data import FrameTable, load_table
 from soundloc_training.export import ExportedLocalizer, export_onnx
 from soundloc_training.onnx_compat import fold_constants
-from soundloc_training.sounding_pixels import pixel_graph
+from soundloc_training.pixel_stages import pixel_graph
 from tqdm import tqdm
 
 from soundloc_ros.core.metrics import LocalizationMetrics, lands_on

@@ -22,7 +22,7 @@ from pathlib import Path
 from soundloc_training.affinity import cross_pair_coverage
 from soundloc_training.checkpoints import CheckpointError, load_stage
 from soundloc_training.data import load_table
-from soundloc_training.sounding_pixels import PixelInputs, seed_regions, sweep_walks
+from soundloc_training.pixel_stages import PixelInputs, seed_regions, sweep_walks
 
 
 def main(argv: list[str] | None = None) -> int:

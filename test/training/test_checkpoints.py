@@ -19,7 +19,7 @@ from soundloc_training.checkpoints import (
     save_checkpoint,
 )
 from soundloc_training.cli.train import main as train_main
-from soundloc_training.train import run
+from soundloc_training.runs import run
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -11,7 +11,6 @@ from soundloc_training.checkpoints import load_model
 from soundloc_training.cli.evaluate import main as eval_main
 from soundloc_training.config import TrainConfig
 from soundloc_training.data import VisualInputs, load_table
-from soundloc_training.iterative import from_previous, iteration_config, run_iterations
 from soundloc_training.losses.cluster_contrast import InterFrameClusterContrast
 from soundloc_training.losses.region_contrast import IntraFrameRegionContrast
 from soundloc_training.methods.ier import IERMethod
@@ -22,6 +21,7 @@ from soundloc_training.pseudo_labels import (
     confident_regions,
     kmeans,
 )
+from soundloc_training.runs.ier import from_previous, iteration_config, run_ier
 
 # a hand-made previous-iteration map: a bright 2 x 2 object top-left, a faint halo, background
 HAND_MADE = torch.tensor(
@@ -185,12 +185,12 @@ def test_two_iterations_on_synthav_end_to_end(fast_config, capsys):
     config = replace(fast_config, method="ier", epochs=2, iterations=2, iteration_epochs=1,
                      audio_clusters=4, limit_train=240)  # fmt: skip  # 48 clips: fast
     out = Path(config.out_dir)
-    partial = run_iterations(config, stop_after=3)  # iteration 0 and 1, then stop
+    partial = run_ier(config, stop_after=3)  # iteration 0 and 1, then stop
     assert partial["iterations_done"] == 2 and not (out / "summary.json").exists()
     assert (out / "iter_1" / "summary.json").is_file() and not (out / "iter_2").exists()
     with pytest.raises(FileExistsError, match="--resume"):
-        run_iterations(config)
-    summary = run_iterations(config, resume=True)
+        run_ier(config)
+    summary = run_ier(config, resume=True)
     for k, epochs in ((0, 2), (1, 1), (2, 1)):
         directory = out / f"iter_{k}"
         for name in ("best.pt", "last.pt", "summary.json", "log.jsonl", "contact_sheet_val.png"):

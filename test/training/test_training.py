@@ -16,7 +16,7 @@ from soundloc_training.checkpoints import load_model
 from soundloc_training.cli.evaluate import main as eval_main
 from soundloc_training.config import TrainConfig
 from soundloc_training.losses.contrastive import MultipleInstanceContrast
-from soundloc_training.train import run
+from soundloc_training.runs import run
 
 
 def read_log(config):

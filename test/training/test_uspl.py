@@ -37,14 +37,10 @@ from soundloc_training.models.pixel_heads import (
     normalized_map,
 )
 from soundloc_training.onnx_compat import tensorrt_problems
+from soundloc_training.pixel_stages import PixelInputs, refined_maps, sweep_walks
 from soundloc_training.pseudo_labels import confident_regions
+from soundloc_training.runs.uspl import run_uspl
 from soundloc_training.scoring import evaluate_heatmaps
-from soundloc_training.sounding_pixels import (
-    PixelInputs,
-    refined_maps,
-    run_sounding_pixels,
-    sweep_walks,
-)
 
 from soundloc_ros.core.backends.onnxruntime import OnnxRuntimeBackend
 
@@ -337,11 +333,11 @@ def test_uspl_run_end_to_end(fast_config, tmp_path, capsys):
     config = replace(fast_config, method="uspl", epochs=2, limit_train=240, smr_epochs=1,
                      sps_epochs=2, pixel_batch_size=48, walk_steps=8)  # fmt: skip
     out = Path(config.out_dir)
-    partial = run_sounding_pixels(config, stop_after=1)  # the coarse stage's first epoch
+    partial = run_uspl(config, stop_after=1)  # the coarse stage's first epoch
     assert partial["epochs_done"] is None and not (out / "smr").exists()
     with pytest.raises(FileExistsError, match="--resume"):
-        run_sounding_pixels(config)
-    summary = run_sounding_pixels(config, resume=True)
+        run_uspl(config)
+    summary = run_uspl(config, resume=True)
     for name in ("coarse/best.pt", "smr/best.pt", "sps/best.pt", "best.pt", "stages_val.png",
                  "summary.json", "sps/log.jsonl"):  # fmt: skip
         assert (out / name).is_file(), name
@@ -437,7 +433,7 @@ def test_a_missing_coarse_checkpoint_is_refused(fast_config, tmp_path):
     config = replace(fast_config, method="ier+uspl",
                      coarse_checkpoint=str(tmp_path / "runs" / "ier" / "best.pt"))  # fmt: skip
     with pytest.raises(FileNotFoundError, match="train that run first"):
-        run_sounding_pixels(config)
+        run_uspl(config)
 
 
 @pytest.mark.parametrize(

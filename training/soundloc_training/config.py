@@ -43,7 +43,7 @@ class TrainConfig:
     select_metric: str = "auc"  # validation metric that picks best.pt (no val labels:
     # retrieval_acc, see evaluate.evaluate_label_free)
     init_checkpoint: str | None = None  # fine-tuning: start from this run's trained weights
-    # --- `ier` (methods/ier.py, iterative.py); ignored by other methods ---
+    # --- `ier` (methods/ier.py, runs/ier.py); ignored by other methods ---
     iterations: int = 2  # K: iteration 0 is the baseline objective, 1..K use pseudo-labels
     iteration_epochs: int = 5  # epochs of each iteration 1..K (iteration 0 trains `epochs`)
     fg_threshold: float = 0.6  # previous map, min-max normalized: above = confident sounding
@@ -55,7 +55,7 @@ class TrainConfig:
     intra_weight: float = 1.0  # loss weights of iterations 1..K: intra-frame region contrast,
     inter_weight: float = 1.0  # inter-frame cluster-aware contrast,
     mil_weight: float = 1.0  # and the baseline's multiple-instance term (cluster-aware negatives)
-    # --- `baseline+maskaug`, `uspl`, `ier+uspl` (methods/masked_mil.py, sounding_pixels.py) ---
+    # --- `baseline+maskaug`, `uspl`, `ier+uspl` (methods/baseline_maskaug.py, pixel_stages.py) ---
     mask_mode: str = "random"  # visual masking: random (erase a random block of positions) or
     # guided (erase the map's best-matching positions; widened the maps, docs/methods.md "uspl")
     mask_fraction: float = 0.25  # share of the positions the masked view erases

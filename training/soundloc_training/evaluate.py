@@ -16,8 +16,8 @@ from soundloc_training.checkpoints import load_any, read_checkpoint
 from soundloc_training.config import TrainConfig
 from soundloc_training.data import GT_SIZE, FrameTable, VisualInputs, load_table, parse_data_spec
 from soundloc_training.inference import predict_heatmaps
+from soundloc_training.pixel_stages import predict_stage, stage_method
 from soundloc_training.scoring import evaluate_heatmaps, reference_heatmaps
-from soundloc_training.sounding_pixels import predict_stage, stage_method
 
 
 def load_predictions(directory: Path, table: FrameTable) -> list[np.ndarray]:
@@ -80,7 +80,7 @@ def evaluate(
         if checkpoint_kind == "localizer":
             heatmaps = predict_heatmaps(model, VisualInputs(model, table, config), table, config)
             method = config.method
-        else:  # an SMR or SPS checkpoint (sounding_pixels.py)
+        else:  # an SMR or SPS checkpoint (pixel_stages.py)
             heatmaps, probabilities = predict_stage(checkpoint_kind, model, head, config, table)
             method = stage_method(state)
     else:

@@ -56,8 +56,8 @@ from soundloc_training.data import FrameTable, load_table, parse_data_spec
 from soundloc_training.models.localizer import Localizer
 from soundloc_training.models.pixel_heads import minmax
 from soundloc_training.onnx_compat import fold_constants, tensorrt_problems
+from soundloc_training.pixel_stages import pixel_graph
 from soundloc_training.refinement import Refinement
-from soundloc_training.sounding_pixels import pixel_graph
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4  # max abs difference of any output, fp32

@@ -1,4 +1,4 @@
-"""Masking augmentation of the visual input (USPL's coarse stage, methods/masked_mil.py).
+"""Masking augmentation of the visual input (USPL's coarse stage, methods/baseline_maskaug.py).
 
 A masked view hides part of each image; the pooled score over what is left must still pick the
 image's own audio. Two forms:

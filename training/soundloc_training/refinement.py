@@ -2,8 +2,8 @@
 
 The coarse similarity map, min-max normalized and upsampled to the pixel grid, is walked on the
 affinity head's affinities (affinity.RandomWalk) and min-max normalized again. SPS learns these
-maps as pseudo-masks (sounding_pixels.refined_maps runs `Refinement`), the sweep scores them per
-walk (sounding_pixels.walked_maps), and the exported graph's heatmap is `Refinement` itself.
+maps as pseudo-masks (pixel_stages.refined_maps runs `Refinement`), the sweep scores them per
+walk (pixel_stages.walked_maps), and the exported graph's heatmap is `Refinement` itself.
 """
 
 from __future__ import annotations

@@ -1,4 +1,10 @@
-"""`soundloc-train CONFIG.yaml`: train.run, or the driver of a staged method."""
+"""`soundloc-train CONFIG.yaml`: learn a localizer from unlabeled frames and audio.
+
+One process, or data-parallel under `torchrun --nproc_per_node=N -m soundloc_training.cli.train`
+(DDP over gloo on CPU): the global batch is split across processes, gradients are averaged, rank
+0 evaluates and writes. `--resume` continues exactly where a run stopped. The config's method
+picks the run (soundloc_training.runs); every stage trains through engine.Trainer.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +16,8 @@ from pathlib import Path
 import torch.distributed as dist
 import yaml
 
-from soundloc_training import train
 from soundloc_training.config import load_config
-from soundloc_training.iterative import run_iterations
-from soundloc_training.sounding_pixels import run_sounding_pixels
-
-# methods that are drivers over several runs: ier's iterations 0..K; uspl's coarse, SMR, SPS
-STAGED = {"ier": run_iterations, "uspl": run_sounding_pixels, "ier+uspl": run_sounding_pixels}
+from soundloc_training.runs import run
 
 
 def _parse_overrides(pairs: list[str]) -> dict[str, object]:
@@ -31,7 +32,7 @@ def _parse_overrides(pairs: list[str]) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="soundloc-train", description=train.__doc__.splitlines()[0]
+        prog="soundloc-train", description=__doc__.splitlines()[0].split(": ", 1)[1]
     )
     parser.add_argument("config", type=Path, help="YAML config (see training/configs/)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt")
@@ -48,9 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"soundloc-train: {error}", file=sys.stderr)
         return 2
     try:
-        summary = STAGED.get(config.method, train.run)(
-            config, resume=args.resume, stop_after=args.stop_after
-        )
+        summary = run(config, resume=args.resume, stop_after=args.stop_after)
     except (OSError, ValueError) as error:  # CheckpointError, a damaged summary.json...
         print(f"soundloc-train: {error}", file=sys.stderr)
         return 2

@@ -15,8 +15,8 @@ fixed similarity thresholds, which were tuned for one backbone's features).
 Frames of the same clip are not negatives of each other (they show the same scene and sound): the
 clip id, free from the data, masks them out. No class label is used.
 
-`excluded` [B, h, w] (mask augmentation, methods/masked_mil.py) removes positions of image i from
-every pooling over its maps, as if that part of the image had not been seen.
+`excluded` [B, h, w] (mask augmentation, methods/baseline_maskaug.py) removes positions of image i
+from every pooling over its maps, as if that part of the image had not been seen.
 """
 
 from __future__ import annotations

@@ -6,17 +6,16 @@ from torch import nn
 
 from soundloc_training.config import TrainConfig
 from soundloc_training.methods.baseline import BaselineMethod
+from soundloc_training.methods.baseline_maskaug import BaselineMaskAugMethod
 from soundloc_training.methods.ier import IERMethod
-from soundloc_training.methods.masked_mil import MaskAugmentedMILMethod
 from soundloc_training.models.localizer import Localizer
 
 METHODS = {
     "baseline": BaselineMethod,
-    "baseline+maskaug": MaskAugmentedMILMethod,
+    "baseline+maskaug": BaselineMaskAugMethod,
     "ier": IERMethod,
 }
-# Staged methods are drivers over these (cli/train.py): `ier` (iterative.py) and `uspl`,
-# `ier+uspl` (sounding_pixels.py, whose coarse stage is `baseline+maskaug` or `ier`).
+# The runs that train them, and the staged methods `uspl` / `ier+uspl` built on them: runs/.
 
 
 def build_method(config: TrainConfig, model: Localizer) -> nn.Module:

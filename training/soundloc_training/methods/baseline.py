@@ -2,7 +2,7 @@
 
 `BaselineMethod` is also the shape of every method's training step: `forward` turns a batch into
 the [B, B, h, w] maps of every image with every audio, and `objective` turns the maps into the
-loss. The other methods (masked_mil.py, ier.py) override `objective` alone.
+loss. The other methods (baseline_maskaug.py, ier.py) override `objective` alone.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ and caches it (`frozen` says whether that is allowed).
 `low_level(image)` gives the early layers' features at stride 4 (the stride-8 stage upsampled
 and concatenated): edges, colours and textures at a resolution fine enough for object
 boundaries, and still free of what the audio-visual training taught the deep layers (SMR reads
-them, sounding_pixels.py).
+them, pixel_stages.py).
 """
 
 from __future__ import annotations

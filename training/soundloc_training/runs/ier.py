@@ -1,6 +1,6 @@
-"""The `ier` iteration driver: `soundloc-train` with `method: ier` runs iterations 0..K.
+"""The `ier` run: iterations 0..K of iterative contrastive learning.
 
-Iteration k is an ordinary run (train.run) in OUT/iter_<k>/ with its own log.jsonl, last.pt,
+Iteration k is a localizer run (runs/single.py) in OUT/iter_<k>/ with its own log.jsonl, last.pt,
 best.pt, summary.json and validation contact sheet:
 - iteration 0 trains `epochs` epochs of the baseline objective from scratch;
 - iteration k >= 1 trains `iteration_epochs` epochs, fine-tuned from iteration k−1's best.pt (not
@@ -28,16 +28,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import yaml
 
 from soundloc_ros.core.atomic import atomic_write_bytes, atomic_write_text
 from soundloc_training.checkpoints import load_model, read_checkpoint
 from soundloc_training.config import TrainConfig
 from soundloc_training.data import FrameTable, VisualInputs
+from soundloc_training.engine import barrier, is_writer
 from soundloc_training.jsonfiles import REWRITE_SUMMARY, read_json
 from soundloc_training.pseudo_labels import compute_pseudo_labels
-from soundloc_training.train import Prepare, run
+from soundloc_training.runs.single import Prepare, run_single
 from soundloc_training.visualize import save_contact_sheet
 
 
@@ -51,10 +51,6 @@ def iteration_config(config: TrainConfig, k: int) -> TrainConfig:
     return replace(config, out_dir=str(iteration_dir(config, k)), epochs=epochs)
 
 
-def _is_writer() -> bool:
-    return not dist.is_initialized() or dist.get_rank() == 0
-
-
 def from_previous(previous_best: Path, config: TrainConfig) -> Prepare:
     """The `prepare` hook of iteration k >= 1: start from k−1's weights, give its pseudo-labels."""
 
@@ -63,7 +59,7 @@ def from_previous(previous_best: Path, config: TrainConfig) -> Prepare:
         method.model.load_state_dict(previous.state_dict())
         labels = compute_pseudo_labels(previous, visual, table, config)
         method.set_pseudo_labels(labels)
-        if _is_writer():
+        if is_writer():
             out = config.out_path
             out.mkdir(parents=True, exist_ok=True)
             summary = {"from": str(previous_best), **labels.summary()}
@@ -83,7 +79,7 @@ def _epochs_done(out: Path) -> int:
     return int(read_checkpoint(out / "last.pt")["epoch"]) + 1
 
 
-def run_iterations(
+def run_ier(
     config: TrainConfig, resume: bool = False, stop_after: int | None = None
 ) -> dict[str, object]:
     """Train iterations 0..K (see module doc); returns the summary of the whole run."""
@@ -92,7 +88,7 @@ def run_iterations(
             f"ier needs iterations >= 0 and iteration_epochs >= 1; got iterations="
             f"{config.iterations}, iteration_epochs={config.iteration_epochs}"
         )
-    if _is_writer():
+    if is_writer():
         config.out_path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(
             config.out_path / "config.yaml", yaml.safe_dump(asdict(config), sort_keys=False)
@@ -109,13 +105,12 @@ def run_iterations(
             return {"iterations_done": k, "epochs_done": None}
         before = _epochs_done(sub.out_path) if resume else 0
         prepare = from_previous(iteration_dir(config, k - 1) / "best.pt", sub) if k else None
-        summary = run(sub, resume=resume, stop_after=budget, prepare=prepare)
+        summary = run_single(sub, resume=resume, stop_after=budget, prepare=prepare)
         if budget is not None:
             budget -= summary["epochs_done"] - before
         if summary["epochs_done"] < sub.epochs:  # stopped early: resume later
             return {"iterations_done": k, "epochs_done": summary["epochs_done"]}
-        if dist.is_initialized():
-            dist.barrier()  # iteration k's best.pt is written before k + 1 reads it
+        barrier()  # iteration k's best.pt is written before k + 1 reads it
         summaries.append(read_json(finished, REWRITE_SUMMARY) if finished.is_file() else summary)
     return _finish(config, summaries)
 
@@ -141,7 +136,7 @@ def _finish(config: TrainConfig, summaries: list[dict[str, object]]) -> dict[str
         "processes": summaries[0]["processes"],
         "epochs_done": sum(iteration_config(config, k).epochs for k in range(len(summaries))),
     }
-    if _is_writer():
+    if is_writer():
         source = iteration_dir(config, chosen) / "best.pt"
         atomic_write_bytes(config.out_path / "best.pt", source.read_bytes())
         shutil.copyfile(

@@ -19,7 +19,7 @@ from soundloc_training.methods.baseline import BaselineMethod
 from soundloc_training.models.localizer import Localizer
 
 
-class MaskAugmentedMILMethod(BaselineMethod):
+class BaselineMaskAugMethod(BaselineMethod):
     """The baseline's step with a second, masked view of the maps in its objective."""
 
     def __init__(self, model: Localizer, config: TrainConfig) -> None:
