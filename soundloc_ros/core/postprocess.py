@@ -22,7 +22,7 @@ import functools
 import numpy as np
 
 
-def _check_size(name: str, value: int) -> int:
+def check_size(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ValueError(f"{name} must be a positive integer number of pixels; got {value!r}")
     return int(value)
@@ -70,8 +70,8 @@ def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
         raise ValueError(f"resize_bilinear got an empty map of shape {image.shape}")
     if not (np.issubdtype(image.dtype, np.number) or image.dtype == np.bool_):
         raise ValueError(f"resize_bilinear needs a numeric map; got dtype {image.dtype}")
-    height = _check_size("height", height)
-    width = _check_size("width", width)
+    height = check_size("height", height)
+    width = check_size("width", width)
     rows = _bilinear_matrix(image.shape[0], height)  # [height, in_h]
     cols_t = _bilinear_matrix(image.shape[1], width, transposed=True)  # [in_w, width]
     return (rows @ image.astype(np.float32)) @ cols_t  # [height, in_w] @ [in_w, width]

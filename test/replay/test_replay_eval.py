@@ -8,7 +8,8 @@ from replay_bags import T0, Topics, make_scene, write_scene_bag
 
 from soundloc_ros.core.backends import Localizer, create_backend
 from soundloc_ros.core.frame_pipeline import FramePipeline
-from soundloc_ros.core.metrics import LocalizationMetrics, MaskAccumulator, mask_to_map
+from soundloc_ros.core.ground_truth import mask_to_map
+from soundloc_ros.core.metrics import LocalizationMetrics, MaskAccumulator
 from soundloc_ros.replay.cli import main
 
 pytest.importorskip("rosbags", reason="rosbags is installed by make setup")
