@@ -6,7 +6,9 @@ plays camera and microphone (TuxAV frames scaled to 640x480, their audio) and li
 heatmaps. Frame-to-heatmap latency = heatmap arrival - the frame's stamp (the capture time on the
 shared clock), so it includes both DDS hops. CPU and RSS of the node process are sampled from
 /proc every second; per-frame inference and processing times come from its /diagnostics.
-Note: the driver shares the 2 cores with the node (it serializes 27 MB/s of images).
+Note: the driver shares the 2 cores with the node (it serializes 27 MB/s of images). It is its own
+loop, not soundloc_ros.ros.playback's Player (the node tests'), which sends frames 8 ms after
+their stamp, jitters audio stamps and adds CameraInfo, in rgb8: each would change what is measured.
 """
 
 from __future__ import annotations

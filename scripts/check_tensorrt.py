@@ -25,10 +25,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from machine import time_call
 
-from soundloc_ros.core.backends import BackendUnavailableError, Localizer, create_backend
-from soundloc_ros.core.backends.base import as_probability, output_plane
+from soundloc_ros.core.backends import BackendUnavailableError, create_backend
 from soundloc_ros.core.backends.engine_cache import EngineCache
 from soundloc_ros.core.bundle import ModelBundle, load_bundle
+from soundloc_ros.core.predictor import Predictor, as_probability, output_plane
 
 TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2}  # max |difference| of any output in [0, 1]
 
@@ -68,13 +68,13 @@ def main() -> int:
     ort = create_backend(bundle, "onnxruntime")
     print(f"reference: {ort.description}")
 
-    reference = Localizer(ort)
+    reference = Predictor(ort)
     rng = np.random.default_rng(0)
     worst = {key: (0.0, 0.0) for key in bundle.outputs}
     for _ in range(args.frames):
         rgb = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
         audio = rng.normal(0, 0.1, bundle.audio_frontend.n_samples).astype(np.float32)
-        inputs = reference.inputs(rgb, audio, bundle.audio_frontend.sample_rate)
+        inputs = reference.inputs(rgb, "rgb8", audio, bundle.audio_frontend.sample_rate)
         found = differences(bundle, ort.run(inputs), trt.run(inputs))
         worst = {key: tuple(map(max, worst[key], found[key])) for key in worst}
     tolerance = TOLERANCE[trt.precision]

@@ -17,10 +17,11 @@ import numpy as np
 from soundloc_training.data import load_table
 from tqdm import tqdm
 
-from soundloc_ros.core.backends import Localizer, create_backend
+from soundloc_ros.core.backends import create_backend
 from soundloc_ros.core.bundle import load_bundle
 from soundloc_ros.core.frame_pipeline import FramePipeline
 from soundloc_ros.core.metrics import LocalizationMetrics, MaskAccumulator, lands_on
+from soundloc_ros.core.predictor import Predictor
 
 
 def mask_centroid(mask: np.ndarray) -> tuple[float, float] | None:
@@ -38,9 +39,8 @@ def main() -> int:
     args = parser.parse_args()
     bundle = load_bundle(args.bundle)
     # every audible frame localized: the question is where a bearing points, not whether
-    pipeline = FramePipeline(
-        Localizer(create_backend(bundle, "onnxruntime")), source_threshold=-1.0
-    )
+    predictor = Predictor(create_backend(bundle, "onnxruntime"))
+    pipeline = FramePipeline(predictor, source_threshold=-1.0)
     frontend = bundle.audio_frontend
     table = load_table(args.data, args.split, 224, frontend, limit=args.limit)
     if table.gt_maps is None:

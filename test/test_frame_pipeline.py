@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
-from soundloc_ros.core.backends import Localizer, create_backend
+from soundloc_ros.core.backends import create_backend
 from soundloc_ros.core.frame_pipeline import SILENCE, CameraModel, FramePipeline
+from soundloc_ros.core.postprocess import peak_pixel
+from soundloc_ros.core.predictor import Predictor, output_plane
 
 RATE = 16000
 
@@ -22,7 +24,7 @@ def camera(height=480, width=640):
 
 @pytest.fixture
 def pipeline(tiny_bundle):
-    return FramePipeline(Localizer(create_backend(tiny_bundle, "onnxruntime")))
+    return FramePipeline(Predictor(create_backend(tiny_bundle, "onnxruntime")))
 
 
 def test_a_frame_gives_frame_size_outputs_a_peak_on_the_bright_cell_and_a_bearing(pipeline):
@@ -34,8 +36,10 @@ def test_a_frame_gives_frame_size_outputs_a_peak_on_the_bright_cell_and_a_bearin
     np.testing.assert_array_equal(result.mask, result.heatmap >= 0.5)
     u, v = result.peak
     assert u < 320 and v < 240
+    assert result.peak == result.grid_peak.pixel(480, 640)  # the stored peak, in frame pixels
     direction = result.bearing(camera())
     assert np.linalg.norm(direction) == pytest.approx(1) and direction[0] < 0 and direction[1] < 0
+    np.testing.assert_array_equal(direction, camera().ray(u, v))  # toward the peak's pixel
     assert result.bearing(None) is None
     assert set(result.timings_ms) == {"preprocess", "inference", "postprocess"}
 
@@ -56,13 +60,20 @@ def test_silence_gives_the_no_source_answer(pipeline):
     assert result.peak is None and result.bearing(camera()) is None
 
 
-def test_the_peak_comes_from_the_scores_when_the_heatmap_saturates(tiny_bundle):
-    """Logits of 20 and 60 are both 1.0 after a float32 sigmoid: only the scores rank them."""
-    localizer = Localizer(create_backend(tiny_bundle, "onnxruntime"))
-    result = localizer.outputs({"heatmap": np.array([[[[20.0, 25.0], [60.0, 30.0]]]], np.float32)})
-    assert np.all(result.heatmap == 1.0)
-    row, col = np.unravel_index(np.argmax(result.scores), result.scores.shape)
-    assert (row, col) == (1, 0)
+def test_a_binned_camera_gets_the_bearing_of_the_same_peak_in_its_own_pixels(pipeline):
+    """CameraInfo of a 2x2-binned sensor describes 320x240 pixels of a 640x480 frame: the stored
+    peak is placed in those pixels (as the old code re-located it there), so the direction is
+    the one the full-size calibration gives."""
+    rgb = np.zeros((480, 640, 3), np.uint8)
+    rgb[:240, :320] = 255
+    result = pipeline.process(rgb, "rgb8", tone(), RATE)
+    binned, full = camera(240, 320), camera(480, 640)
+    direction = result.bearing(binned)
+    raw = pipeline.predictor.infer(rgb, "rgb8", tone(), RATE).raw  # the same graph outputs
+    scores = output_plane(raw["heatmap"], pipeline.predictor.bundle.heatmap)  # [2, 2]
+    np.testing.assert_array_equal(direction, binned.ray(*peak_pixel(scores, 240, 320)))  # as before
+    np.testing.assert_allclose(direction, result.bearing(full), atol=1e-12)
+    assert result.peak == peak_pixel(scores, 480, 640)
 
 
 def test_a_bearing_maps_back_to_its_pixel_through_binning():
@@ -88,7 +99,7 @@ def detecting_pipeline(directory, threshold: float) -> FramePipeline:
     from soundloc_ros.core.detection import SourceDetection
 
     write_tiny_bundle(directory, detection=SourceDetection(threshold=threshold, scale=0.01))
-    return FramePipeline(Localizer(create_backend(load_bundle(directory), "onnxruntime")))
+    return FramePipeline(Predictor(create_backend(load_bundle(directory), "onnxruntime")))
 
 
 def test_below_the_bundles_threshold_a_frame_has_no_source_but_keeps_its_score(tmp_path):
@@ -109,7 +120,7 @@ def test_below_the_bundles_threshold_a_frame_has_no_source_but_keeps_its_score(t
     assert missed.no_source == BELOW_THRESHOLD and missed.score == pytest.approx(quiet.score)
     assert not missed.heatmap.any() and not missed.mask.any() and missed.heatmap.shape == (48, 64)
     assert missed.peak is None and missed.bearing(camera()) is None and missed.box() is None
-    assert "inference" in missed.timings_ms
+    assert set(missed.timings_ms) == {"preprocess", "inference"}  # not post-processed
     pipeline.source_threshold = quiet.score - 1e-3  # the node's override wins over the bundle
     assert pipeline.process(frame, "rgb8", tone(level=0.003), RATE).no_source is None
 

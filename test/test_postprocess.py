@@ -138,3 +138,16 @@ def test_overlay_leaves_cold_pixels_alone_and_colours_hot_ones():
     np.testing.assert_array_equal(out[0, 0], [100, 100, 100])
     np.testing.assert_array_equal(out[0, 1], COLORMAP[255])  # fully hot: the ramp's end, opaque
     assert COLORMAP[255][0] > COLORMAP[255][2] and COLORMAP[0][2] > COLORMAP[0][0]  # red / blue
+
+
+def test_a_peak_located_once_is_placed_in_images_of_any_size():
+    """The node locates the peak once on the model's grid, then places it in the frame and in
+    the (binned) pixels CameraInfo describes: both must be where peak_pixel puts them."""
+    from soundloc_ros.core.postprocess import locate_peak, peak_pixel
+
+    logits = np.random.default_rng(3).standard_normal((7, 9))
+    peak = locate_peak(logits)
+    assert (peak.rows, peak.cols) == (7, 9)
+    for height, width in ((480, 640), (240, 320), (7, 9)):
+        assert peak.pixel(height, width) == peak_pixel(logits, height, width)  # exactly
+    assert peak.pixel(7, 9) == pytest.approx((peak.col, peak.row))  # the grid itself: the cell

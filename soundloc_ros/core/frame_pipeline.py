@@ -1,26 +1,25 @@
-"""One paired frame through the localizer, the way the node does it: shared by the node and replay.
+"""One paired frame through the model, the way the node does it: shared by the node and replay.
 
-A decoded camera frame and its audio window become the heatmap and mask at the frame's size, the
-heatmap peak and, given the camera's intrinsics, a bearing toward it. Rosbag replay runs
-this same object offline, so what replay measures is what the robot publishes, stage timings
-included. The no-source rules (core.detection) live here too, in order: below
-`silence_threshold_db` the model does not run; then a frame whose source score is not above the
-threshold (the bundle's calibrated one, or the node's override) has no source either. Either way
-the answer is the all-zero heatmap and mask, no peak, no bearing, because thresholding a map
-computed from noise would invent a source.
+A decoded camera frame and its audio window become, through core.predictor, the heatmap and mask
+at the frame's size and the heatmap peak, and, given the camera's intrinsics, a bearing toward
+it. Rosbag replay runs this same object offline, so what replay measures is what the robot
+publishes, stage timings included. What is added here are the no-source rules (core.detection),
+in order: below `silence_threshold_db` the model does not run; then a frame whose source score
+is not above the threshold (the bundle's calibrated one, or the node's override) has no source
+either, and is not post-processed. Either way the answer is the all-zero heatmap and mask, no
+peak, no bearing, because thresholding a map computed from noise would invent a source.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from soundloc_ros.core import geometry
-from soundloc_ros.core.backends import Localizer
 from soundloc_ros.core.detection import DEFAULT_SILENCE_DB, bounding_box, is_silent, is_source
-from soundloc_ros.core.postprocess import peak_pixel, resize_bilinear
+from soundloc_ros.core.postprocess import GridPeak
+from soundloc_ros.core.predictor import Predictor
 
 SILENCE, BELOW_THRESHOLD = "silence", "below_threshold"  # why a frame has no source
 
@@ -107,11 +106,15 @@ class CameraModel:
 class FrameResult:
     heatmap: np.ndarray  # [H, W] float32 in [0, 1], the frame's size
     mask: np.ndarray  # [H, W] bool
-    model_scores: np.ndarray | None  # [h, w] model resolution, before the sigmoid; None: no source
-    peak: tuple[float, float] | None  # (u, v) frame pixels of the strongest response
+    grid_peak: GridPeak | None  # the strongest response on the model's grid; None: no source
     timings_ms: dict[str, float] = field(default_factory=dict)  # preprocess/inference/postprocess
     score: float | None = None  # the source score (core.detection); None: silence, or uncalibrated
     no_source: str | None = None  # why there is no source (SILENCE, BELOW_THRESHOLD), else None
+
+    @property
+    def peak(self) -> tuple[float, float] | None:
+        """(u, v) frame pixels of the strongest response; None without a source."""
+        return None if self.grid_peak is None else self.grid_peak.pixel(*self.heatmap.shape)
 
     def box(self) -> tuple[float, float, float, float] | None:
         """The mask's bounding box (centre u, v, width, height) in frame pixels; None without a
@@ -122,12 +125,12 @@ class FrameResult:
         """Unit vector toward the peak in the camera optical frame; None without a source or K.
 
         Asked for when publishing, so the newest CameraInfo applies even if it arrived while
-        the frame was in inference. The peak is located in the pixels K describes (binning).
+        the frame was in inference. The peak is placed in the pixels K describes, which are not
+        the frame's when the camera bins.
         """
-        if self.model_scores is None or camera is None:
+        if self.grid_peak is None or camera is None:
             return None
-        size = camera.described_size(self.heatmap.shape)
-        return camera.ray(*peak_pixel(self.model_scores, *size))
+        return camera.ray(*self.grid_peak.pixel(*camera.described_size(self.heatmap.shape)))
 
 
 def no_source_result(
@@ -135,20 +138,21 @@ def no_source_result(
 ) -> FrameResult:
     """The all-zero answer at the frame's size."""
     empty = np.zeros((height, width), np.float32)
-    return FrameResult(empty, empty.astype(bool), None, None, timings or {}, score, why)
+    return FrameResult(empty, empty.astype(bool), grid_peak=None, timings_ms=timings or {},
+                       score=score, no_source=why)  # fmt: skip
 
 
 class FramePipeline:
-    """Localizer + the node's pre/post-processing for one frame at a time (not thread-safe).
+    """The no-source rules around a Predictor, one frame at a time (not thread-safe).
 
     `source_threshold`: None uses the bundle's calibrated threshold (every frame has a source
     when the bundle has none); a number overrides it."""
 
     def __init__(
-        self, localizer: Localizer, silence_threshold_db: float = DEFAULT_SILENCE_DB,
+        self, predictor: Predictor, silence_threshold_db: float = DEFAULT_SILENCE_DB,
         source_threshold: float | None = None,
     ) -> None:  # fmt: skip
-        self.localizer = localizer
+        self.predictor = predictor
         self.silence_threshold_db = silence_threshold_db
         self.source_threshold = source_threshold
 
@@ -157,15 +161,8 @@ class FramePipeline:
         """The source threshold in force (-inf: no decision, every frame has a source)."""
         if self.source_threshold is not None:
             return self.source_threshold
-        detection = self.localizer.bundle.detection
+        detection = self.predictor.bundle.detection
         return detection.threshold if detection is not None else -np.inf
-
-    def score(self, raw: dict[str, np.ndarray]) -> float | None:
-        """The frame's source score from the raw outputs; None when the bundle cannot score."""
-        detection = self.localizer.bundle.detection
-        if detection is None:
-            return None
-        return detection.score(raw[self.localizer.bundle.outputs[detection.output].tensor.name])
 
     def process(
         self,
@@ -178,27 +175,9 @@ class FramePipeline:
         height, width = frame.shape[:2]
         if is_silent(samples, self.silence_threshold_db):
             return no_source_result(height, width, SILENCE)
-        began = time.perf_counter()
-        inputs = self.localizer.inputs(frame, samples, sample_rate, encoding)
-        inference_began = time.perf_counter()
-        raw = self.localizer.backend.run(inputs)
-        post_began = time.perf_counter()
-        score = self.score(raw)
+        inference = self.predictor.infer(frame, encoding, samples, sample_rate)
+        score = inference.score
         if score is not None and not is_source(score, self.threshold):
-            timings = {"preprocess": (inference_began - began) * 1e3,
-                       "inference": (post_began - inference_began) * 1e3}  # fmt: skip
-            return no_source_result(height, width, BELOW_THRESHOLD, score, timings)
-        result = self.localizer.outputs(raw)
-        heatmap = resize_bilinear(result.heatmap, height, width)  # [H, W]
-        if self.localizer.bundle.mask is not None:
-            mask = resize_bilinear(result.mask.astype(np.float32), height, width) >= 0.5
-        else:
-            mask = heatmap >= self.localizer.mask_threshold
-        peak = peak_pixel(result.scores, height, width)
-        done = time.perf_counter()
-        timings = {
-            "preprocess": (inference_began - began) * 1e3,
-            "inference": (post_began - inference_began) * 1e3,
-            "postprocess": (done - post_began) * 1e3,
-        }
-        return FrameResult(heatmap, mask, result.scores, peak, timings, score)
+            return no_source_result(height, width, BELOW_THRESHOLD, score, inference.timings_ms)
+        found = self.predictor.postprocess(inference)
+        return FrameResult(found.heatmap, found.mask, found.peak, found.timings_ms, score)

@@ -1,4 +1,4 @@
-"""Post-processing of model heatmaps: resizing and normalization, in pure numpy.
+"""Post-processing of model heatmaps: resizing, normalization and the peak, in pure numpy.
 
 The network emits a coarse score map (e.g. 7x7 or 28x28); the node and the evaluation both need
 it at image resolution and on a common [0, 1] scale. These helpers are shared by the ROS node,
@@ -18,11 +18,12 @@ Choices, and why:
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 
 
-def _check_size(name: str, value: int) -> int:
+def check_size(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ValueError(f"{name} must be a positive integer number of pixels; got {value!r}")
     return int(value)
@@ -70,8 +71,8 @@ def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
         raise ValueError(f"resize_bilinear got an empty map of shape {image.shape}")
     if not (np.issubdtype(image.dtype, np.number) or image.dtype == np.bool_):
         raise ValueError(f"resize_bilinear needs a numeric map; got dtype {image.dtype}")
-    height = _check_size("height", height)
-    width = _check_size("width", width)
+    height = check_size("height", height)
+    width = check_size("width", width)
     rows = _bilinear_matrix(image.shape[0], height)  # [height, in_h]
     cols_t = _bilinear_matrix(image.shape[1], width, transposed=True)  # [in_w, width]
     return (rows @ image.astype(np.float32)) @ cols_t  # [height, in_w] @ [in_w, width]
@@ -112,8 +113,25 @@ def normalize_minmax(heatmap: np.ndarray) -> np.ndarray:
     return ((data - low) / span).astype(np.float32)
 
 
-def peak_pixel(heatmap: np.ndarray, height: int, width: int) -> tuple[float, float]:
-    """(u, v) image coordinates (pixel centres at integers) of a map's strongest response.
+@dataclass(frozen=True)
+class GridPeak:
+    """A map's strongest response in the map's own cell coordinates (cell centres at integers),
+    with the grid's size. Located once, it is placed in any image the map is stretched over: the
+    frame, and the pixels CameraInfo describes, which differ when the camera bins."""
+
+    col: float
+    row: float
+    cols: int
+    rows: int
+
+    def pixel(self, height: int, width: int) -> tuple[float, float]:
+        """(u, v) in a (height, width) image the map covers, pixel centres at integers."""
+        u = (self.col + 0.5) * width / self.cols - 0.5
+        return u, (self.row + 0.5) * height / self.rows - 0.5
+
+
+def locate_peak(heatmap: np.ndarray) -> GridPeak:
+    """A map's strongest response [h, w] -> GridPeak.
 
     The arg-max cell is refined by the response-weighted centroid of its 3x3 neighbourhood, so
     the bearing moves smoothly instead of jumping cell by cell on a coarse 14x14 map.
@@ -126,7 +144,12 @@ def peak_pixel(heatmap: np.ndarray, height: int, width: int) -> tuple[float, flo
     grid_r, grid_c = np.mgrid[r0:r1, c0:c1]
     centre_r = float((weights * grid_r).sum() / weights.sum())
     centre_c = float((weights * grid_c).sum() / weights.sum())
-    return (centre_c + 0.5) * width / cols - 0.5, (centre_r + 0.5) * height / rows - 0.5
+    return GridPeak(centre_c, centre_r, cols, rows)
+
+
+def peak_pixel(heatmap: np.ndarray, height: int, width: int) -> tuple[float, float]:
+    """(u, v) image coordinates (pixel centres at integers) of a map's strongest response."""
+    return locate_peak(heatmap).pixel(height, width)
 
 
 def _colormap() -> np.ndarray:

@@ -17,13 +17,13 @@ from pathlib import Path
 
 from soundloc_ros.core.atomic import atomic_write_text
 from soundloc_ros.core.backends import BACKENDS, create_backend
-from soundloc_ros.core.backends.base import Localizer
 from soundloc_ros.core.bundle import BundleError, load_bundle
 from soundloc_ros.core.detection import DEFAULT_SILENCE_DB
 from soundloc_ros.core.frame_pipeline import FramePipeline
 from soundloc_ros.core.metrics import detection_summary, json_ready
 from soundloc_ros.core.pairing import LATE_POLICIES, PairingConfig
 from soundloc_ros.core.pcm import AudioStreamFormat, PcmFormatError
+from soundloc_ros.core.predictor import Predictor
 from soundloc_ros.replay.bag import FLAGS, BagSource, ReplayError
 from soundloc_ros.replay.messages import BagTopics
 from soundloc_ros.replay.scoring import ReplayScorer
@@ -131,15 +131,15 @@ def _replay_offline(source, scorer, args, pairing, stream) -> dict[str, object]:
 
     bundle = load_bundle(args.bundle)
     backend = create_backend(bundle, args.backend, threads=args.threads)
-    localizer = Localizer(backend, mask_threshold=args.mask_threshold)
+    predictor = Predictor(backend, mask_threshold=args.mask_threshold)
     try:
-        pipeline = FramePipeline(localizer, args.silence_threshold_db, args.source_threshold)
+        pipeline = FramePipeline(predictor, args.silence_threshold_db, args.source_threshold)
         replay = OfflineReplay(source, pipeline, scorer, pairing, stream, args.rectified)
         threshold = json_ready(pipeline.threshold)  # -inf (no decision) becomes null
         return {"backend": backend.description, "source_threshold": threshold,
                 **replay.run(progress=not args.quiet)}  # fmt: skip
     finally:
-        localizer.close()
+        predictor.close()
 
 
 def summary_lines(report: dict) -> list[str]:

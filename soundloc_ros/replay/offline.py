@@ -49,7 +49,7 @@ class OfflineReplay:
         self.source, self.pipeline, self.scorer = source, pipeline, scorer
         self.rectified = rectified
         # inference is instantaneous in bag time, so nothing is ever superseded
-        window = pipeline.localizer.bundle.audio_frontend.window_seconds
+        window = pipeline.predictor.bundle.audio_frontend.window_seconds
         self.bag = BagPairing(replace(pairing, window_s=window, max_ready=10_000), stream)
         self.drops: Counter[str] = Counter()  # bad_image, bad_camera_info, bad_ground_truth
         self.errors: dict[str, str] = {}

@@ -23,13 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from soundloc_ros.core.frame_pipeline import CameraModel
-from soundloc_ros.core.metrics import (
-    LocalizationMetrics,
-    MaskAccumulator,
-    detection_figures,
-    mask_to_map,
-    resize_nearest,
-)
+from soundloc_ros.core.ground_truth import mask_to_map, resize_nearest
+from soundloc_ros.core.metrics import LocalizationMetrics, MaskAccumulator, detection_figures
 from soundloc_ros.core.pictures import (
     HIT,
     MISS,

@@ -6,7 +6,7 @@ there is no second state machine for users to drive. A missing or broken bundle 
 it: the node reports the problem on /diagnostics and in the log, and retries every few seconds.
 
 Threads: subscription callbacks only hand messages to the core FrameScheduler (pairing, bounded
-queues); one inference thread takes paired frames, runs the localizer and publishes. All logic
+queues); one inference thread takes paired frames, runs the model and publishes. All logic
 that needs no ROS lives in soundloc_ros.core and is tested there.
 
 Inputs follow the drivers robots run: AudioDataStamped on `audio_stamped` and AudioInfo on
@@ -55,7 +55,7 @@ from std_msgs.msg import Float32
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 from visualization_msgs.msg import Marker
 
-from soundloc_ros.core.backends import Localizer, create_backend
+from soundloc_ros.core.backends import create_backend
 from soundloc_ros.core.bundle import BundleError, load_bundle
 from soundloc_ros.core.frame_pipeline import CameraModel, FramePipeline, FrameResult
 from soundloc_ros.core.health import PeriodCounts, RateBounds, RateWindow, assess
@@ -64,6 +64,7 @@ from soundloc_ros.core.interop import COMPRESSED, IMAGE, STAMPED_AUDIO, wrong_pu
 from soundloc_ros.core.pairing import FrameScheduler, PairedFrame, PairingConfig
 from soundloc_ros.core.pcm import AudioStreamFormat, PcmFormatError, decode_chunk
 from soundloc_ros.core.pictures import localization_overlay
+from soundloc_ros.core.predictor import Predictor
 from soundloc_ros.ros.conversions import (
     image_to_numpy,
     numpy_to_image,
@@ -140,7 +141,7 @@ class LocalizerNode(Node):
         # backend alone), postprocess, publish, and processing (the inference thread's whole turn)
         self.stage_ms: dict[str, deque[float]] = {stage: deque(maxlen=1000) for stage in STAGES}
         self.coverage: deque[float] = deque(maxlen=300)
-        self.localizer: Localizer | None = None
+        self.predictor: Predictor | None = None
         self.pipeline: FramePipeline | None = None
         self.model_error = ""
         self.camera: CameraModel | None = None  # from camera_info; enables the bearing
@@ -185,7 +186,7 @@ class LocalizerNode(Node):
         )
 
         self._load_model()
-        if self.localizer is None:
+        if self.predictor is None:
             self._retry_timer = self.create_timer(
                 RETRY_BUNDLE_S, self._retry_model, clock=self._steady
             )
@@ -262,8 +263,8 @@ class LocalizerNode(Node):
                 config.late_policy = parameter.value
             elif parameter.name == "min_audio_coverage":
                 config.min_coverage = parameter.value
-            elif parameter.name == "mask_threshold" and self.localizer is not None:
-                self.localizer.mask_threshold = parameter.value
+            elif parameter.name == "mask_threshold" and self.predictor is not None:
+                self.predictor.mask_threshold = parameter.value
             elif parameter.name == "silence_threshold_db" and self.pipeline is not None:
                 self.pipeline.silence_threshold_db = parameter.value
             elif parameter.name == "source_threshold" and self.pipeline is not None:
@@ -292,9 +293,9 @@ class LocalizerNode(Node):
             )
             return
         self.scheduler.config.window_s = bundle.audio_frontend.window_seconds
-        self.localizer = Localizer(backend, mask_threshold=self.param("mask_threshold"))
+        self.predictor = Predictor(backend, mask_threshold=self.param("mask_threshold"))
         self.pipeline = FramePipeline(
-            self.localizer,
+            self.predictor,
             self.param("silence_threshold_db"),
             source_threshold(self.param("source_threshold")),
         )
@@ -302,9 +303,9 @@ class LocalizerNode(Node):
         self.get_logger().info(f"loaded {path} on {backend.description}")
 
     def _retry_model(self) -> None:
-        if self.localizer is None:
+        if self.predictor is None:
             self._load_model()
-        if self.localizer is not None:
+        if self.predictor is not None:
             self._retry_timer.cancel()
 
     # --- inputs (callbacks: check or decode, then queue; no inference) ---
@@ -506,7 +507,7 @@ class LocalizerNode(Node):
         counts = PeriodCounts(period["image"], period["audio"], period["published"], drops)
         rates, problems = self._rate_problems(totals)
         values = {
-            "backend": self.localizer.backend.description if self.localizer else "none",
+            "backend": self.predictor.backend.description if self.predictor else "none",
             **{RATE_KEYS[name]: f"{rate:.1f}" for name, rate in rates.items()},
             "published_total": str(self.published),
             "audio_coverage_mean": f"{np.mean(self.coverage):.3f}" if self.coverage else "n/a",
@@ -538,8 +539,8 @@ class LocalizerNode(Node):
         self._running = False
         self.scheduler.close()
         self._worker.join(timeout=2.0)
-        if self.localizer is not None:
-            self.localizer.close()
+        if self.predictor is not None:
+            self.predictor.close()
         super().destroy_node()
 
 

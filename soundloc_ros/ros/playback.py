@@ -1,8 +1,11 @@
 """Play recorded frames and audio into ROS as a camera and a microphone would deliver them.
 
-Used by the demo, the node tests and benchmarks: 20 ms audio chunks leave after their last
-sample, frames shortly after their stamp, stamps jitter a little, and media time may run faster
-than wall time (`speed`) without changing any stamp.
+Used by the node tests (test/ros: test_localizer_node, test_install): 20 ms audio chunks leave
+after their last sample, frames shortly after their stamp, stamps jitter a little, and media time
+may run faster than wall time (`speed`) without changing any stamp. The demo plays a recorded bag
+instead (soundloc_ros.replay.live). benchmarks/node_pipeline.py drives its own camera and
+microphone: it measures latency as arrival minus a wall-clock stamp taken at sending, so it needs
+frames sent at their stamp, unjittered, in bgr8 and without CameraInfo, none of which this is.
 """
 
 from __future__ import annotations

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 from replay_bags import T0, Topics, make_scene, write_scene_bag
 
-from soundloc_ros.core.backends import Localizer, create_backend
+from soundloc_ros.core.backends import create_backend
 from soundloc_ros.core.frame_pipeline import FramePipeline
-from soundloc_ros.core.metrics import LocalizationMetrics, MaskAccumulator, mask_to_map
+from soundloc_ros.core.ground_truth import mask_to_map
+from soundloc_ros.core.metrics import LocalizationMetrics, MaskAccumulator
+from soundloc_ros.core.predictor import Predictor
 from soundloc_ros.replay.cli import main
 
 pytest.importorskip("rosbags", reason="rosbags is installed by make setup")
@@ -28,7 +30,7 @@ def run_cli(capsys, *args) -> tuple[int, dict | None, str]:
 
 def expected_figures(bundle, scene) -> dict[str, float]:
     """The same frames scored straight from the scene: audio second [t - 1, t] of each frame."""
-    pipeline = FramePipeline(Localizer(create_backend(bundle, "onnxruntime")))
+    pipeline = FramePipeline(Predictor(create_backend(bundle, "onnxruntime")))
     metrics, masks, hits = LocalizationMetrics(), MaskAccumulator(), []
     rate = scene.sample_rate
     for frame, truth, t in zip(scene.frames, scene.masks, scene.frame_times, strict=True):
@@ -203,7 +205,7 @@ def test_negative_frames_are_scored_for_detection_by_their_labelled_kind(tmp_pat
     bag = tmp_path / "bag"
     make_bag.write_bag(clips, bag)
     probe = write_tiny_bundle(tmp_path / "probe", detection=SourceDetection(-1.0, 0.01))
-    pipeline = FramePipeline(Localizer(create_backend(load_bundle(probe.directory), "onnxruntime")))
+    pipeline = FramePipeline(Predictor(create_backend(load_bundle(probe.directory), "onnxruntime")))
     loud, quiet = (pipeline.process(frames[0], "rgb8", c.audio[:rate], rate).score
                    for c in clips[:2])  # fmt: skip
     bundle = tmp_path / "calibrated"

@@ -275,7 +275,7 @@ def test_diagnostics_say_error_when_inputs_arrive_and_nothing_is_published(syste
     def broken(inputs):  # a bundle whose graph fails on every frame
         raise RuntimeError("reshape: output has 783 values, bundle.json says 784")
 
-    localizer.localizer.backend.run = broken
+    localizer.predictor.backend.run = broken
     play(system, clips[:1])
     assert spin_until(executor, lambda: localizer.drops["processing_error"] >= 3)
     spin_for(executor, 0.5)
@@ -307,7 +307,7 @@ def test_a_missing_bundle_keeps_the_node_up_and_says_what_to_do(ros_context, tmp
         context=ros_context, parameter_overrides=[Parameter("bundle", value=str(tmp_path / "x"))]
     )
     try:
-        assert node.localizer is None and "not a directory" in node.model_error
+        assert node.predictor is None and "not a directory" in node.model_error
         status = node.diagnostics()
         assert status.level == status.ERROR and "soundloc-export" in status.message
     finally:

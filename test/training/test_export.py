@@ -19,10 +19,13 @@ from soundloc_training.export import PARITY_TOLERANCE, export_bundle, model_inpu
 from soundloc_training.onnx_compat import fold_constants, tensorrt_problems
 from soundloc_training.runs import run
 
-from soundloc_ros.core.backends import Localizer, create_backend, tensorrt
+from soundloc_ros.core.backends import create_backend, tensorrt
 from soundloc_ros.core.bundle import load_bundle
-from soundloc_ros.core.postprocess import normalize_minmax
+from soundloc_ros.core.postprocess import normalize_minmax, resize_bilinear
+from soundloc_ros.core.predictor import Predictor, as_probability, output_plane
 from soundloc_ros.core.preprocess import normalize_images
+
+BACKENDS = ("onnxruntime", "torch")
 
 
 @pytest.fixture(scope="module")
@@ -164,9 +167,7 @@ def test_every_backend_gives_the_training_models_heatmap(exported, checkpoint, t
     table = load_table(f"synthav:{tiny_synthav}", "val", 128, config.audio_frontend, limit=5)
     backbone = model.backbone
     rate = config.audio_frontend.sample_rate
-    localizers = {
-        name: Localizer(create_backend(bundle, name)) for name in ("onnxruntime", "torch")
-    }
+    predictors = {name: Predictor(create_backend(bundle, name)) for name in BACKENDS}
     for i in range(len(table)):
         image = torch.from_numpy(
             normalize_images(table.images[i : i + 1], backbone.mean, backbone.std)
@@ -174,11 +175,12 @@ def test_every_backend_gives_the_training_models_heatmap(exported, checkpoint, t
         logmel = torch.from_numpy(table.features(i, config.audio_frontend)[None])
         with torch.no_grad():
             similarity = model(image, logmel)[0, 0].numpy()  # [h, w]
-        expected = normalize_minmax(similarity)  # the protocol's relative map
+        height, width = table.images[i].shape[:2]
+        expected = resize_bilinear(normalize_minmax(similarity), height, width)  # [H, W]
         start, end = np.round(table.windows[i] * rate).astype(int)
         samples = table.clip_audio[table.clip_ids[i]][max(0, start) : end]
-        for name, localizer in localizers.items():
-            result = localizer.localize(table.images[i], samples, rate)
+        for name, predictor in predictors.items():  # the node's path, at the frame's size
+            result = predictor.postprocess(predictor.infer(table.images[i], "rgb8", samples, rate))
             np.testing.assert_allclose(result.heatmap, expected, atol=2e-5, err_msg=name)
 
 
@@ -220,14 +222,17 @@ def test_the_tensorrt_check_compares_every_output(exported, tiny_synthav):
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_tensorrt_engine_agrees_with_onnx_runtime(exported, tiny_synthav, tmp_path, precision):
     bundle, _ = exported
-    reference = Localizer(create_backend(bundle, "onnxruntime"))
-    engine = Localizer(create_backend(bundle, "tensorrt", str(tmp_path), precision, fallback=False))
+    reference = create_backend(bundle, "onnxruntime")
+    engine = create_backend(bundle, "tensorrt", str(tmp_path), precision, fallback=False)
     table = load_table(f"synthav:{tiny_synthav}", "val", 128, bundle.audio_frontend, limit=4)
-    tolerance = 1e-3 if engine.backend.precision == "fp32" else 2e-2
+    tolerance = 1e-3 if engine.precision == "fp32" else 2e-2
+    spec = bundle.heatmap
     for i in range(len(table)):
         inputs = model_inputs(table, bundle, i)
-        expected = reference.outputs(reference.backend.run(inputs)).heatmap
-        actual = engine.outputs(engine.backend.run(inputs)).heatmap
+        expected, actual = (
+            as_probability(output_plane(backend.run(inputs)[spec.tensor.name], spec), spec)
+            for backend in (reference, engine)
+        )  # [h, w] each, in [0, 1] as the runtime reads them
         np.testing.assert_allclose(actual, expected, atol=tolerance)
     engine.close()
 

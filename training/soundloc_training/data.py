@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from soundloc_ros.core.atomic import atomic_write_bytes
 from soundloc_ros.core.features import LogMelConfig, compute_features, resample
-from soundloc_ros.core.metrics import boxes_to_map, mask_to_map
+from soundloc_ros.core.ground_truth import boxes_to_map, mask_to_map
 from soundloc_ros.core.preprocess import normalize_images, resize_rgb
 from soundloc_training.config import TrainConfig
 from soundloc_training.datasets.public import load_records

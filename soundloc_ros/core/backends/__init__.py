@@ -1,20 +1,14 @@
 """Inference backends behind one interface; `create_backend` picks and falls back.
 
 backend = create_backend(load_bundle("bundles/default"), "auto", engine_cache_dir="~/.cache")
-localizer = Localizer(backend)
+predictor = Predictor(backend)  # core.predictor: frame + audio in; heatmap, mask, peak out
 """
 
 from __future__ import annotations
 
 import logging
 
-from soundloc_ros.core.backends.base import (
-    BackendUnavailableError,
-    InferenceBackend,
-    Localization,
-    Localizer,
-    warm_up,
-)
+from soundloc_ros.core.backends.base import BackendUnavailableError, InferenceBackend, warm_up
 from soundloc_ros.core.bundle import BundleError, ModelBundle
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
@@ -25,8 +19,6 @@ __all__ = [
     "BACKENDS",
     "BackendUnavailableError",
     "InferenceBackend",
-    "Localization",
-    "Localizer",
     "create_backend",
 ]
 

@@ -20,7 +20,7 @@ class GroundTruth:
     - mask_path: a binary PNG mask (AVSBench-S4, SynthAV, TuxAV);
     - boxes: boxes as (xmin, ymin, xmax, ymax) normalized to [0, 1], grouped per annotator
       (VGG-SS: one annotator holding all boxes; Flickr-SoundNet: three annotators), with
-      `consensus` telling how to paint them (see soundloc_ros.core.metrics.boxes_to_map).
+      `consensus` telling how to paint them (see soundloc_ros.core.ground_truth.boxes_to_map).
     """
 
     mask_path: Path | None = None
