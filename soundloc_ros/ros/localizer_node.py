@@ -64,6 +64,7 @@ from soundloc_ros.core.interop import COMPRESSED, IMAGE, STAMPED_AUDIO, wrong_pu
 from soundloc_ros.core.pairing import FrameScheduler, PairedFrame, PairingConfig
 from soundloc_ros.core.pcm import AudioStreamFormat, PcmFormatError, decode_chunk
 from soundloc_ros.core.pictures import localization_overlay
+from soundloc_ros.core.predictor import STAGES as PREDICTOR_STAGES
 from soundloc_ros.core.predictor import Predictor
 from soundloc_ros.ros.conversions import (
     image_to_numpy,
@@ -94,7 +95,7 @@ VOLATILE_INFO = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)  
 RETRY_BUNDLE_S = 5.0
 RATE_KEYS = {"image": "image_rate_hz", "audio": "audio_chunk_rate_hz", "output": "output_rate_hz"}
 ERROR_THROTTLE_S = 5.0
-STAGES = ("decode", "preprocess", "inference", "postprocess", "publish", "processing")
+STAGES = ("decode", *PREDICTOR_STAGES, "publish", "processing")  # /diagnostics: <stage>_p50_ms
 
 
 def detection_array(header, box: tuple[float, float, float, float], score: float | None):
