@@ -18,8 +18,10 @@ import shlex
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
+from soundloc_training.config import load_config
 from soundloc_training.report import (
     load_results,
     render,
@@ -80,9 +82,7 @@ def sh(command: list[str]) -> str:
 
 
 def reproduce(benchmark: str, method: str, config_path: str) -> None:
-    import yaml
-
-    config = yaml.safe_load((ROOT / config_path).read_text())
+    config = asdict(load_config(ROOT / config_path))  # flat settings
     data_dir = config["data"].split(":", 1)[1]
     sh(["soundloc-make-benchmark", benchmark, "--out", data_dir])
     summary_path = ROOT / config["out_dir"] / "summary.json"

@@ -16,9 +16,10 @@ import json
 import shlex
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
-import yaml
+from soundloc_training.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 START_CONFIG = "training/configs/synthav_baseline.yaml"
@@ -70,7 +71,7 @@ def describe(record: dict) -> str:
 
 
 def main() -> int:
-    finetune = yaml.safe_load((ROOT / FINETUNE_CONFIG).read_text())
+    finetune = asdict(load_config(ROOT / FINETUNE_CONFIG))  # flat settings
     start_bundle, tuned_bundle = "bundles/selftrain_start", "bundles/selftrain_tuned"
     tuned_run = finetune["out_dir"]
     commands = [

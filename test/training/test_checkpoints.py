@@ -19,6 +19,7 @@ from soundloc_training.checkpoints import (
     save_checkpoint,
 )
 from soundloc_training.cli.train import main as train_main
+from soundloc_training.config import config_document
 from soundloc_training.runs import run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,7 +82,7 @@ def test_training_resume_and_the_sweep_refuse_a_hostile_checkpoint(fast_config, 
     out.mkdir(parents=True)
     hostile_checkpoint(out / "last.pt", marker)
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump(asdict(fast_config)))
+    config.write_text(yaml.safe_dump(config_document(fast_config)))
     assert train_main([str(config), "--resume"]) == 2
     err = capsys.readouterr().err
     assert str(out / "last.pt") in err and len(err.strip().splitlines()) == 1

@@ -5,14 +5,14 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 from soundloc_training.checkpoints import read_checkpoint
-from soundloc_training.config import TrainConfig
+from soundloc_training.config import TrainConfig, config_document
 from soundloc_training.runs import run
 
 HEADS = ("smr", "sps")
@@ -21,7 +21,7 @@ HEADS = ("smr", "sps")
 def train_cli(config, processes: int) -> None:
     """soundloc-train on `config`, in one process or under torchrun."""
     path = Path(config.out_dir).with_suffix(".yaml")
-    path.write_text(yaml.safe_dump(asdict(config)))
+    path.write_text(yaml.safe_dump(config_document(config)))
     launcher = ["-m", "torch.distributed.run", f"--nproc_per_node={processes}", "--standalone"]
     command = [*(launcher if processes > 1 else []), "-m", "soundloc_training.cli.train"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -26,7 +26,9 @@ def test_a_damaged_summary_stops_a_resumed_run_with_the_fix(tmp_path, capsys, me
     (run / summary).mkdir(parents=True)
     (run / summary / "summary.json").write_text(DAMAGED)
     config = tmp_path / "run.yaml"
-    config.write_text(f"data: synthav:{tmp_path}/none\nout_dir: {run}\nmethod: {method}\n")
+    config.write_text(
+        f"data: {{source: synthav:{tmp_path}/none}}\nout_dir: {run}\nmethod: {method}\n"
+    )
     assert train_main([str(config), "--resume"]) == 2
     err = capsys.readouterr().err
     assert f"{run / summary / 'summary.json'} is not valid JSON" in err and "--resume" in err

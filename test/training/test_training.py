@@ -4,7 +4,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ import yaml
 from PIL import Image
 from soundloc_training.checkpoints import load_model
 from soundloc_training.cli.evaluate import main as eval_main
-from soundloc_training.config import TrainConfig
+from soundloc_training.config import TrainConfig, config_document
 from soundloc_training.losses.contrastive import MultipleInstanceContrast
 from soundloc_training.runs import run
 
@@ -82,7 +82,7 @@ def test_resume_continues_exactly(fast_config):
 def test_two_process_ddp_keeps_replicas_identical(fast_config, tmp_path):
     config = replace(fast_config, epochs=1)
     config_path = tmp_path / "ddp.yaml"
-    config_path.write_text(yaml.safe_dump(asdict(config)))
+    config_path.write_text(yaml.safe_dump(config_document(config)))
     worker = Path(__file__).with_name("ddp_worker.py")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(

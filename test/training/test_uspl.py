@@ -446,7 +446,9 @@ def test_a_missing_coarse_checkpoint_is_refused(fast_config, tmp_path):
 )  # fmt: skip
 def test_bad_sounding_pixel_settings_are_refused_at_load(tmp_path, capsys, setting, message):
     config = tmp_path / "uspl.yaml"
-    config.write_text(f"data: synthav:{tmp_path}/none\nout_dir: {tmp_path}/run\nmethod: uspl\n")
+    config.write_text(
+        f"data: {{source: synthav:{tmp_path}/none}}\nout_dir: {tmp_path}/run\nmethod: uspl\n"
+    )
     assert train_main([str(config), "--set", setting]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from soundloc_ros.core.atomic import atomic_write_bytes
-from soundloc_training.config import TrainConfig
+from soundloc_training.config import TrainConfig, config_from_dict
 from soundloc_training.models.localizer import Localizer
 from soundloc_training.models.pixel_heads import AffinityHead, SegmentationHead
 
@@ -106,7 +106,7 @@ def load_model(checkpoint: dict | str | Path) -> tuple[Localizer, TrainConfig]:
     """Rebuild the trained localizer (eval mode) from a checkpoint (or its path)."""
     if not isinstance(checkpoint, dict):
         checkpoint = read_checkpoint(checkpoint)
-    config = TrainConfig(**checkpoint["config"])
+    config = config_from_dict(checkpoint["config"], "the checkpoint's config")
     model = Localizer(config.backbone, pretrained=config.pretrained, embed_dim=config.embed_dim)
     load_trainable(model, checkpoint)
     model.eval()
@@ -147,7 +147,7 @@ def load_stage(
             f"{source} is not a uspl stage checkpoint (it holds no stage); give a uspl run's "
             "OUT/smr/best.pt or OUT/best.pt"
         )
-    config = TrainConfig(**checkpoint["config"])
+    config = config_from_dict(checkpoint["config"], "the checkpoint's config")
     localizer, _ = load_model(checkpoint["coarse"])
     head = build_head(checkpoint["stage"], localizer, config)
     head.load_state_dict(checkpoint["head"])

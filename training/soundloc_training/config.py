@@ -1,4 +1,21 @@
-"""Training configuration: one dataclass, read from YAML, strict about unknown keys."""
+"""Training configuration: read from YAML in per-component sections, validated in one place.
+
+A config file names the run (`out_dir`, `method`) and groups every other setting under the
+component that reads it; the data's `source` (KIND:PATH) is the setting `data`:
+
+    out_dir: runs/tuxav_uspl
+    method: uspl
+    data: {source: tuxav:data/tuxav, flip_prob: 0.5, audio_jitter_s: 0.25}
+    model: {backbone: efficientnet_lite0, embed_dim: 128, tau: 0.03}
+    optimisation: {batch_size: 128, epochs: 20, lr: 0.001}
+    ier: {iterations: 2}
+    uspl: {walk_steps: 128}
+
+`SECTIONS` says which setting belongs where; `load_config` refuses an unknown setting, one in
+the wrong section, or a flat file of the old layout, saying what to move where. A run writes
+its config.yaml in the same layout (`config_document`), so every run directory's config loads
+back. Checkpoints keep the settings flat (`config_from_dict` reads both).
+"""
 
 from __future__ import annotations
 
@@ -93,23 +110,105 @@ class TrainConfig:
         return Path(self.out_dir)
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Read a YAML config; unknown keys and missing required keys are errors naming them."""
-    values = yaml.safe_load(Path(path).read_text()) or {}
-    if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a mapping of settings, got {type(values).__name__}")
-    values.update(overrides or {})
+RUN_KEYS = ("out_dir", "method")  # top level: which run this is
+# fmt: off
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "model": ("backbone", "pretrained", "image_size", "embed_dim", "tau", "frontend"),
+    "data": ("data", "flip_prob", "audio_jitter_s", "audio_gain_db", "spec_mask_bands",
+             "spec_mask_frames", "limit_train", "limit_eval", "cache_dir",
+             "contact_sheet_frames"),
+    "optimisation": ("batch_size", "epochs", "lr", "weight_decay", "warmup_epochs", "seed",
+                     "positive_fraction", "background_fraction", "feature_dropout",
+                     "select_metric", "init_checkpoint"),
+    "ier": ("iterations", "iteration_epochs", "fg_threshold", "bg_threshold", "region_softness",
+            "region_tau", "audio_clusters", "cluster_positives", "intra_weight", "inter_weight",
+            "mil_weight"),
+    "uspl": ("mask_mode", "mask_fraction", "mask_weight", "coarse_checkpoint", "pixel_channels",
+             "affinity_fg_threshold", "affinity_bg_threshold", "pair_radius", "pair_offsets",
+             "affinity_radius", "affinity_beta", "walk_steps", "smr_epochs", "sps_epochs",
+             "pixel_batch_size", "pixel_lr", "pseudo_mask_threshold", "pseudo_mask_band"),
+}
+# fmt: on
+SECTION_OF = {name: section for section, names in SECTIONS.items() for name in names}
+SOURCE = "source"  # the file's name for the setting `data` (KIND:PATH) in section data:
+
+
+def _file_name(name: str) -> str:
+    return SOURCE if name == "data" else name
+
+
+def config_from_dict(values: dict[str, Any], source: str) -> TrainConfig:
+    """Flat settings -> a validated TrainConfig; errors name `source` and the fix."""
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"{path}: unknown setting(s) {unknown}; known settings: {sorted(known)}")
+        raise ValueError(f"{source}: unknown setting(s) {unknown}; known settings: {sorted(known)}")
     missing = [name for name in ("data", "out_dir") if name not in values]
     if missing:
-        raise ValueError(f"{path}: missing required setting(s) {missing}")
+        raise ValueError(f"{source}: missing required setting(s) {missing}")
     config = TrainConfig(**values)
     config.audio_frontend  # noqa: B018 - validates the front-end block early, with its message
     _check_sounding_pixel_settings(config)
     return config
+
+
+def flatten_sections(document: dict[str, Any], source: str) -> dict[str, Any]:
+    """A sectioned config document -> flat settings, refusing misplaced or unknown ones."""
+    flat = {key: document[key] for key in RUN_KEYS if key in document}
+    flat_layout = [
+        key
+        for key in document
+        if key in SECTION_OF and not (key in SECTIONS and isinstance(document[key], dict))
+    ]  # `data: KIND:PATH` too
+    misplaced = {_file_name(key): SECTION_OF[key] for key in flat_layout}
+    if misplaced:
+        moves = "; ".join(f"{key} under {section}:" for key, section in misplaced.items())
+        raise ValueError(
+            f"{source}: settings now sit in sections ({', '.join(SECTIONS)}); move {moves}"
+        )
+    unknown = sorted(set(document) - set(RUN_KEYS) - set(SECTIONS))
+    if unknown:
+        raise ValueError(
+            f"{source}: unknown top-level key(s) {unknown}; a config has {list(RUN_KEYS)} and "
+            f"the sections {list(SECTIONS)}"
+        )
+    for section in SECTIONS:
+        values = document.get(section) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{source}: section {section}: must be a mapping of settings")
+        for key, value in values.items():
+            name = "data" if (section, key) == ("data", SOURCE) else key
+            home = None if name == "data" and key != SOURCE else SECTION_OF.get(name)
+            if home != section:
+                known = [_file_name(n) for n in SECTIONS[section]]
+                where = f"it belongs under {home}:" if home else f"known: {known}"
+                raise ValueError(f"{source}: {key} is not a {section} setting ({where})")
+            flat[name] = value
+    return flat
+
+
+def config_document(config: TrainConfig) -> dict[str, Any]:
+    """The config in the file layout `load_config` reads (what a run writes as config.yaml)."""
+    values = dataclasses.asdict(config)
+    document: dict[str, Any] = {key: values[key] for key in RUN_KEYS}
+    for section, names in SECTIONS.items():
+        document[section] = {_file_name(name): values[name] for name in names}
+    return document
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a sectioned YAML config; `overrides` are `section.key` or bare setting names."""
+    document = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: expected a mapping of settings, got {type(document).__name__}")
+    values = flatten_sections(document, str(path))
+    for key, value in (overrides or {}).items():
+        section, _, name = key.rpartition(".")
+        name = "data" if (section, name) == ("data", SOURCE) else name
+        if section and SECTION_OF.get(name) != section:
+            raise ValueError(f"--set {key}: {name} is not a {section} setting")
+        values[name] = value
+    return config_from_dict(values, str(path))
 
 
 def _check_sounding_pixel_settings(config: TrainConfig) -> None:

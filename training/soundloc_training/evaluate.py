@@ -13,7 +13,7 @@ import torch
 
 from soundloc_training.calibration import calibrate, detection_report
 from soundloc_training.checkpoints import load_any, read_checkpoint
-from soundloc_training.config import TrainConfig
+from soundloc_training.config import TrainConfig, config_from_dict
 from soundloc_training.data import GT_SIZE, FrameTable, VisualInputs, load_table, parse_data_spec
 from soundloc_training.inference import predict_heatmaps
 from soundloc_training.pixel_stages import predict_stage, stage_method
@@ -74,7 +74,7 @@ def evaluate(
     probabilities = None
     if checkpoint is not None:
         state = read_checkpoint(checkpoint)
-        config = TrainConfig(**state["config"])
+        config = config_from_dict(state["config"], "the checkpoint's config")
         table = load_table(data, split, config.image_size, config.audio_frontend)
         checkpoint_kind, model, head, config = load_any(state)
         if checkpoint_kind == "localizer":

@@ -32,7 +32,7 @@ import yaml
 
 from soundloc_ros.core.atomic import atomic_write_bytes, atomic_write_text
 from soundloc_training.checkpoints import load_model, read_checkpoint
-from soundloc_training.config import TrainConfig
+from soundloc_training.config import TrainConfig, config_document
 from soundloc_training.data import FrameTable, VisualInputs
 from soundloc_training.engine import barrier, is_writer
 from soundloc_training.jsonfiles import REWRITE_SUMMARY, read_json
@@ -91,7 +91,7 @@ def run_ier(
     if is_writer():
         config.out_path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(
-            config.out_path / "config.yaml", yaml.safe_dump(asdict(config), sort_keys=False)
+            config.out_path / "config.yaml", yaml.safe_dump(config_document(config), sort_keys=False)
         )
     budget = stop_after
     summaries = []
