@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from soundloc_ros.core.maps import minmax
+from soundloc_ros.core.maps import minmax, mirror
 from soundloc_training.config import TrainConfig
 from soundloc_training.data import FrameTable, VisualInputs
 from soundloc_training.inference import embedded_batches
@@ -138,12 +138,8 @@ class PseudoLabels:
         self, frames: torch.Tensor, flipped: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch's (sounding, non_sounding) [B, h, w], mirrored where its features were."""
-        mirror = flipped[:, None, None]
         sounding, non_sounding = self.sounding[frames], self.non_sounding[frames]  # [B, h, w]
-        return (
-            torch.where(mirror, sounding.flip(-1), sounding),
-            torch.where(mirror, non_sounding.flip(-1), non_sounding),
-        )
+        return mirror(sounding, flipped), mirror(non_sounding, flipped)
 
     def summary(self) -> dict[str, object]:
         sizes = torch.bincount(self.clusters).tolist()
