@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from soundloc_ros.core.ground_truth import boxes_to_map, mask_to_map
+from soundloc_ros.core.maps import minmax
 from soundloc_ros.core.metrics import (
     FSCORE_THRESHOLDS,
     CiouAccumulator,
@@ -19,7 +20,7 @@ from soundloc_ros.core.metrics import (
     mask_iou,
     prepare_heatmap,
 )
-from soundloc_ros.core.postprocess import normalize_minmax, resize_bilinear
+from soundloc_ros.core.postprocess import resize_bilinear
 
 # --------------------------------------------------------------------------------------------
 # cIoU (LVS protocol)
@@ -84,7 +85,7 @@ def test_frame_ciou_matches_lvs_reference_loop_on_random_maps():
     for shape in [(7, 7), (28, 28), (224, 224)]:
         heatmap = rng.standard_normal(shape)
         gt = boxes_to_map([[(0.1, 0.2, 0.6, 0.7)], [(0.3, 0.1, 0.9, 0.5)]], consensus=True)
-        pred = normalize_minmax(resize_bilinear(heatmap, 224, 224))
+        pred = minmax(resize_bilinear(heatmap, 224, 224), constant=0.0)
         threshold = np.sort(pred.flatten())[int(pred.shape[0] * pred.shape[1] / 2)]
         pred[pred > threshold] = 1
         infer = np.where(pred < 1, 0.0, 1.0)

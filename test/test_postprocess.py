@@ -1,9 +1,10 @@
-"""Heatmap resizing and normalization against hand-computed values and torch's interpolate."""
+"""Heatmap resizing and peaks against hand-computed values and torch's interpolate (min–max
+normalization: test_maps.py)."""
 
 import numpy as np
 import pytest
 
-from soundloc_ros.core.postprocess import normalize_minmax, resize_bilinear
+from soundloc_ros.core.postprocess import resize_bilinear
 
 
 def test_bilinear_upsample_2x2_to_4x4_by_hand():
@@ -77,29 +78,6 @@ def test_bilinear_errors_name_the_problem():
         resize_bilinear(np.zeros((7, 7)), 224, 22.4)
     with pytest.raises(ValueError, match="empty"):
         resize_bilinear(np.zeros((0, 7)), 4, 4)
-
-
-def test_normalize_minmax_maps_to_unit_range():
-    out = normalize_minmax(np.array([[-2.0, 0.0], [2.0, 6.0]]))
-    assert out.dtype == np.float32
-    np.testing.assert_allclose(out, [[0.0, 0.25], [0.5, 1.0]])
-
-
-def test_normalize_minmax_constant_map_is_all_zero():
-    out = normalize_minmax(np.full((4, 3), 7.0))
-    assert out.shape == (4, 3)
-    assert out.dtype == np.float32
-    assert not out.any()
-
-
-def test_normalize_minmax_refuses_non_finite_and_counts_them():
-    heatmap = np.zeros((3, 3))
-    heatmap[0, 0] = np.nan
-    heatmap[1, 2] = np.inf
-    with pytest.raises(ValueError, match=r"2 non-finite value\(s\).*out of 9"):
-        normalize_minmax(heatmap)
-    with pytest.raises(ValueError, match="empty"):
-        normalize_minmax(np.zeros((0,)))
 
 
 def test_peak_is_refined_between_cells_and_mapped_to_image_pixels():

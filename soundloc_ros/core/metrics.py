@@ -23,12 +23,8 @@ import numpy as np
 
 from soundloc_ros.core.detection import calibrated_threshold
 from soundloc_ros.core.ground_truth import LVS_SIZE, binary_mask
-from soundloc_ros.core.postprocess import (
-    check_finite,
-    check_size,
-    normalize_minmax,
-    resize_bilinear,
-)
+from soundloc_ros.core.maps import minmax
+from soundloc_ros.core.postprocess import check_finite, check_size, resize_bilinear
 
 CIOU_SUCCESS_THRESHOLD = 0.5
 """A frame counts as localized when its cIoU reaches this value (the reported "cIoU")."""
@@ -64,7 +60,8 @@ def prepare_heatmap(heatmap: np.ndarray, size: int = LVS_SIZE) -> np.ndarray:
         )
     size = check_size("size", size)
     check_finite(heatmap)  # before resizing, so the count refers to the model's own pixels
-    return normalize_minmax(resize_bilinear(heatmap, size, size))
+    # a flat map localizes nothing: all 0, so its median cut marks no pixel
+    return minmax(resize_bilinear(heatmap, size, size), constant=0.0)
 
 
 def binarize_at_median(pred: np.ndarray) -> np.ndarray:
@@ -382,7 +379,8 @@ class LocalizationMetrics:
                 if len(shape) != 2:
                     raise ValueError(f"mask_gt must be 2-D (H, W); got shape {shape}")
                 check_finite(heatmap)
-                probabilities = normalize_minmax(resize_bilinear(heatmap, *shape))
+                # a flat map localizes nothing: probability 0 everywhere, an empty mask
+                probabilities = minmax(resize_bilinear(heatmap, *shape), constant=0.0)
             mask_pair = _mask_pair(probabilities, mask_gt)
         scores: dict[str, float] = {}
         if ciou is not None:

@@ -1,9 +1,9 @@
-"""Post-processing of model heatmaps: resizing, normalization and the peak, in pure numpy.
+"""Post-processing of model heatmaps: resizing and the peak, in pure numpy.
 
 The network emits a coarse score map (e.g. 7x7 or 28x28); the node and the evaluation both need
-it at image resolution and on a common [0, 1] scale. These helpers are shared by the ROS node,
-training evaluation and rosbag replay, so all three see the same numbers, and they run on robots
-without torch or OpenCV.
+it at image resolution and on a common [0, 1] scale (min–max normalization: core.maps). These
+helpers are shared by the ROS node, training evaluation and rosbag replay, so all three see the
+same numbers, and they run on robots without torch or OpenCV.
 
 Choices, and why:
 - Bilinear resizing uses half-pixel centres (align_corners=False) with edge clamping, the
@@ -11,8 +11,8 @@ Choices, and why:
   align_corners=False)` without antialias, so maps match what models were trained and evaluated
   with in PyTorch. No antialiasing on downsampling, for the same reason.
 - Resizing runs in float32 (two small matrix products; within 1e-6 of float64 for maps in
-  [0, 1]), normalization in float64; results are float32, which halves the memory of
-  full-resolution maps without any loss that matters for display or thresholding.
+  [0, 1]), normalization (core.maps) in float64; results are float32, which halves the memory
+  of full-resolution maps without any loss that matters for display or thresholding.
 """
 
 from __future__ import annotations
@@ -90,27 +90,6 @@ def check_finite(values: np.ndarray, name: str = "heatmap") -> None:
             "check the model output (e.g. overflow in fp16) or replace them with np.nan_to_num "
             "before normalizing"
         )
-
-
-def normalize_minmax(heatmap: np.ndarray) -> np.ndarray:
-    """Rescale a map linearly to [0, 1]: (x - min) / (max - min), as float32.
-
-    A constant map becomes all zeros: a flat map carries no localization, so it must not light
-    up the whole image (or divide by zero). Non-finite values are refused rather than silently
-    spreading NaN through every later threshold.
-    """
-    heatmap = np.asarray(heatmap)
-    if heatmap.size == 0:
-        raise ValueError(f"normalize_minmax got an empty map of shape {heatmap.shape}")
-    if not (np.issubdtype(heatmap.dtype, np.number) or heatmap.dtype == np.bool_):
-        raise ValueError(f"normalize_minmax needs a numeric map; got dtype {heatmap.dtype}")
-    data = heatmap.astype(np.float64, copy=False)
-    check_finite(data)
-    low = data.min()
-    span = data.max() - low
-    if span == 0:
-        return np.zeros(data.shape, dtype=np.float32)
-    return ((data - low) / span).astype(np.float32)
 
 
 @dataclass(frozen=True)

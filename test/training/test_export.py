@@ -21,7 +21,8 @@ from soundloc_training.runs import run
 
 from soundloc_ros.core.backends import create_backend, tensorrt
 from soundloc_ros.core.bundle import load_bundle
-from soundloc_ros.core.postprocess import normalize_minmax, resize_bilinear
+from soundloc_ros.core.maps import minmax
+from soundloc_ros.core.postprocess import resize_bilinear
 from soundloc_ros.core.predictor import Predictor, as_probability, output_plane
 from soundloc_ros.core.preprocess import normalize_images
 
@@ -176,7 +177,7 @@ def test_every_backend_gives_the_training_models_heatmap(exported, checkpoint, t
         with torch.no_grad():
             similarity = model(image, logmel)[0, 0].numpy()  # [h, w]
         height, width = table.images[i].shape[:2]
-        expected = resize_bilinear(normalize_minmax(similarity), height, width)  # [H, W]
+        expected = resize_bilinear(minmax(similarity, constant=0.0), height, width)  # [H, W]
         start, end = np.round(table.windows[i] * rate).astype(int)
         samples = table.clip_audio[table.clip_ids[i]][max(0, start) : end]
         for name, predictor in predictors.items():  # the node's path, at the frame's size

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from soundloc_ros.core.atomic import atomic_write_bytes
 from soundloc_ros.core.features import LogMelConfig, compute_features, resample
 from soundloc_ros.core.ground_truth import boxes_to_map, mask_to_map
+from soundloc_ros.core.maps import mirror
 from soundloc_ros.core.preprocess import normalize_images, resize_rgb
 from soundloc_training.config import TrainConfig
 from soundloc_training.datasets.public import load_records
@@ -208,8 +209,8 @@ class VisualInputs:
             values = self.array[indices].astype(np.float32)  # [B, C, h, w]
         else:
             values = normalize_images(self.array[indices], self.mean, self.std)  # [B, 3, H, W]
-        if flip is not None and flip.any():
-            values[flip] = values[flip][..., ::-1]  # mirror along W
+        if flip is not None:
+            values = mirror(values, flip)
         return torch.from_numpy(np.ascontiguousarray(values))
 
 

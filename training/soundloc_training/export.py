@@ -48,13 +48,13 @@ from soundloc_ros.core.bundle import (
     load_bundle,
     write_bundle,
 )
+from soundloc_ros.core.maps import minmax
 from soundloc_ros.core.preprocess import normalize_images
 from soundloc_training.calibration import calibrate
 from soundloc_training.checkpoints import load_any, load_model, read_checkpoint
 from soundloc_training.config import TrainConfig
 from soundloc_training.data import FrameTable, load_table, parse_data_spec
 from soundloc_training.models.localizer import Localizer
-from soundloc_training.models.pixel_heads import minmax
 from soundloc_training.onnx_compat import fold_constants, tensorrt_problems
 from soundloc_training.pixel_stages import pixel_graph
 from soundloc_training.refinement import Refinement
@@ -90,7 +90,7 @@ class ExportedLocalizer(nn.Module):
         features = self.model.backbone(image)  # [1, C, h, w]
         similarity = self.similarity(features, audio)[:, 0]  # [1, h, w]
         if self.refinement is None:
-            heatmap = minmax(similarity)  # [1, h, w]
+            heatmap = minmax(similarity, constant=0.0)  # [1, h, w]; flat: no localization
         else:
             heatmap = self.refinement(image, similarity)  # [1, H/(4 pool), W/(4 pool)]
         outputs = [heatmap[:, None]]

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from soundloc_ros.core.maps import mirror
 from soundloc_ros.core.metrics import mask_iou, prepare_heatmap
 from soundloc_ros.core.preprocess import normalize_images
 from soundloc_training.affinity import RandomWalk, disk_offsets, pair_affinities, pair_labels
@@ -71,11 +72,9 @@ class PixelInputs:
         """(images [B, 3, S, S], features [B, C, h, w], coarse maps [B, h, w]), mirrored where
         `flip` is True (all three together)."""
         images = torch.from_numpy(normalize_images(self.table.images[indices], self.mean, self.std))
-        coarse = self.coarse[indices].clone()
-        if flip is not None and flip.any():
-            mirror = torch.from_numpy(flip)
-            images[mirror] = images[mirror].flip(-1)
-            coarse[mirror] = coarse[mirror].flip(-1)
+        coarse = self.coarse[indices]
+        if flip is not None:
+            images, coarse = mirror(images, flip), mirror(coarse, flip)
         return images, self.visual.batch(indices, flip), coarse
 
     @torch.no_grad()
@@ -87,13 +86,6 @@ class PixelInputs:
     def batches(self) -> list[np.ndarray]:
         return [np.arange(s, min(s + EVAL_BATCH, len(self.table))) for s in
                 range(0, len(self.table), EVAL_BATCH)]  # fmt: skip
-
-
-def _flip_maps(maps: torch.Tensor, flip: np.ndarray) -> torch.Tensor:
-    maps = maps.clone()
-    mirror = torch.from_numpy(flip)
-    maps[mirror] = maps[mirror].flip(-1)
-    return maps
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,8 +149,8 @@ class AffinityStep(HeadStep):
         features = self.head(images, self.inputs.low_level(images))  # [B, C, H, W]
         affinities = pair_affinities(features, offsets)  # [B, P, H, W]
         labels = pair_labels(
-            _flip_maps(self.sounding[indices], flip),
-            _flip_maps(self.non_sounding[indices], flip),
+            mirror(self.sounding[indices], flip),
+            mirror(self.non_sounding[indices], flip),
             offsets,
         )
         return self.loss(affinities, *labels)
@@ -178,7 +170,7 @@ class SegmentationStep(HeadStep):
     def forward(self, batch: Batch) -> tuple[torch.Tensor, dict]:
         indices, flip = self.frames(batch)
         logits = self.head(*self.inputs.batch(indices, flip))  # [B, H, W]
-        loss = self.loss(logits, _flip_maps(self.refined[indices], flip))
+        loss = self.loss(logits, mirror(self.refined[indices], flip))
         return loss, {}
 
 

@@ -9,7 +9,8 @@ The paper's abstract names two kinds; how each is built is our choice (docs/meth
   map instead of the current one, so the targets do not move while they are learned).
   Thresholds act on the normalized map rather than on ranks: the region then follows the extent
   of what the previous model found instead of a fixed fraction of the frame, and neither region
-  is ever empty (the maximum is 1, the minimum 0). `softness` > 0 replaces each hard step with a
+  is ever empty (the maximum is 1, the minimum 0) unless the map is flat, which is all 0.5 and
+  so confident of nothing (core.maps.minmax). `softness` > 0 replaces each hard step with a
   sigmoid of that width.
 - **Audio semantics** (inter-frame). One embedding per clip, the renormalized mean of its frames'
   audio embeddings (a clip makes one kind of sound; averaging removes the per-second nuisance),
@@ -28,21 +29,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from soundloc_ros.core.maps import minmax, mirror
 from soundloc_training.config import TrainConfig
 from soundloc_training.data import FrameTable, VisualInputs
 from soundloc_training.inference import embedded_batches
 from soundloc_training.models.localizer import Localizer
-
-
-def normalize_maps(maps: torch.Tensor) -> torch.Tensor:
-    """Min–max normalize each map [N, h, w] to [0, 1]; a constant map becomes 0.5 everywhere
-    (no confident region either way)."""
-    flat = maps.flatten(1)  # [N, h*w]
-    low = flat.min(dim=1).values[:, None, None]
-    span = (flat.max(dim=1).values[:, None, None] - low).clamp_min(1e-12)
-    normalized = (maps - low) / span
-    constant = (flat.max(dim=1).values == flat.min(dim=1).values)[:, None, None]
-    return torch.where(constant, torch.full_like(maps, 0.5), normalized)
 
 
 def confident_regions(
@@ -56,7 +47,9 @@ def confident_regions(
         )
     if softness < 0:
         raise ValueError(f"region_softness must be >= 0 (0: hard regions); got {softness}")
-    normalized = normalize_maps(maps)
+    # a flat map shows no region: 0.5, mid-scale, lies between the usual thresholds (0.3 / 0.6,
+    # SMR's 0.3 / 0.8), so it is neither sounding nor non-sounding
+    normalized = minmax(maps, constant=0.5)
     if softness == 0:
         return (normalized > fg_threshold).float(), (normalized < bg_threshold).float()
     sounding = torch.sigmoid((normalized - fg_threshold) / softness)
@@ -145,12 +138,8 @@ class PseudoLabels:
         self, frames: torch.Tensor, flipped: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch's (sounding, non_sounding) [B, h, w], mirrored where its features were."""
-        mirror = flipped[:, None, None]
         sounding, non_sounding = self.sounding[frames], self.non_sounding[frames]  # [B, h, w]
-        return (
-            torch.where(mirror, sounding.flip(-1), sounding),
-            torch.where(mirror, non_sounding.flip(-1), non_sounding),
-        )
+        return mirror(sounding, flipped), mirror(non_sounding, flipped)
 
     def summary(self) -> dict[str, object]:
         sizes = torch.bincount(self.clusters).tolist()

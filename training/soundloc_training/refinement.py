@@ -14,13 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from soundloc_ros.core.maps import minmax
 from soundloc_training.affinity import RandomWalk, disk_offsets, pair_affinities
-from soundloc_training.models.pixel_heads import (
-    PIXEL_STRIDE,
-    AffinityHead,
-    minmax,
-    normalized_map,
-)
+from soundloc_training.models.pixel_heads import PIXEL_STRIDE, AffinityHead, normalized_map
 
 
 @dataclass(frozen=True)
@@ -52,7 +48,7 @@ def refined_map(
     """Coarse similarity [B, h, w] + affinities [B, P, H, W] -> refined map [B, H, W] in [0, 1]
     (all zeros where the walked map is constant)."""
     start = normalized_map(similarity, walk.grid)[:, 0]  # [B, H, W]
-    return minmax(walk(start, affinities))
+    return minmax(walk(start, affinities), constant=0.0)  # the published heatmap's rule
 
 
 class Refinement(nn.Module):

@@ -6,15 +6,17 @@ from pathlib import Path
 
 import numpy as np
 
+from soundloc_ros.core.maps import minmax
 from soundloc_ros.core.pictures import draw_outline, save_png, tile_grid
-from soundloc_ros.core.postprocess import normalize_minmax, overlay, resize_bilinear
+from soundloc_ros.core.postprocess import overlay, resize_bilinear
 from soundloc_training.data import FrameTable
 
 
 def heatmap_overlay(image: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
     """RGB uint8 [H, W, 3] with the min-max normalized heatmap blended on top (the node's ramp)."""
     height, width = image.shape[:2]
-    return overlay(image, normalize_minmax(resize_bilinear(heatmap, height, width)), 0.7)
+    heatmap = resize_bilinear(heatmap, height, width)
+    return overlay(image, minmax(heatmap, constant=0.0), 0.7)  # flat: no overlay at all
 
 
 def save_contact_sheet(

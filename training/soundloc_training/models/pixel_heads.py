@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from soundloc_ros.core.maps import minmax
+
 PIXEL_STRIDE = 4  # the stem's two stride-2 convolutions
 
 
@@ -78,17 +80,10 @@ class AffinityHead(nn.Module):
         return self.out(self.context(pixels))
 
 
-def minmax(maps: torch.Tensor) -> torch.Tensor:
-    """[B, H, W] -> each map min-max normalized to [0, 1]; a constant map becomes all zeros
-    (its span is clamped to 1e-6, so it divides 0 by 1e-6), as postprocess.normalize_minmax."""
-    low = maps.flatten(1).amin(1)[:, None, None]
-    span = (maps.flatten(1).amax(1)[:, None, None] - low).clamp_min(1e-6)
-    return (maps - low) / span
-
-
 def normalized_map(similarity: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Similarity maps [B, h, w] -> min-max normalized, bilinearly upsampled [B, 1, *size]."""
-    scaled = minmax(similarity)[:, None]  # [B, 1, h, w]
+    """Similarity maps [B, h, w] -> min-max normalized, bilinearly upsampled [B, 1, *size]
+    (all zeros for a constant map: the coarse map localizes nothing there)."""
+    scaled = minmax(similarity, constant=0.0)[:, None]  # [B, 1, h, w]
     return F.interpolate(scaled, size=size, mode="bilinear", align_corners=False)
 
 
