@@ -8,7 +8,7 @@ import torch.distributed as dist
 from soundloc_training.checkpoints import trainable_state
 from soundloc_training.config import load_config
 from soundloc_training.models.localizer import Localizer
-from soundloc_training.runs import run
+from soundloc_training.orchestration import run
 
 
 def main() -> None:

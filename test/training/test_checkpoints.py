@@ -20,7 +20,7 @@ from soundloc_training.checkpoints import (
 )
 from soundloc_training.cli.train import main as train_main
 from soundloc_training.config import config_document
-from soundloc_training.runs import run
+from soundloc_training.orchestration import run
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

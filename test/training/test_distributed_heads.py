@@ -13,7 +13,7 @@ import torch
 import yaml
 from soundloc_training.checkpoints import read_checkpoint
 from soundloc_training.config import TrainConfig, config_document
-from soundloc_training.runs import run
+from soundloc_training.orchestration import run
 
 HEADS = ("smr", "sps")
 

@@ -17,7 +17,7 @@ from soundloc_training.config import TrainConfig
 from soundloc_training.data import load_table
 from soundloc_training.export import PARITY_TOLERANCE, export_bundle, model_inputs
 from soundloc_training.onnx_compat import fold_constants, tensorrt_problems
-from soundloc_training.runs import run
+from soundloc_training.orchestration import run
 
 from soundloc_ros.core.backends import create_backend, tensorrt
 from soundloc_ros.core.bundle import load_bundle

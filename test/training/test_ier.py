@@ -15,13 +15,13 @@ from soundloc_training.losses.cluster_contrast import InterFrameClusterContrast
 from soundloc_training.losses.region_contrast import IntraFrameRegionContrast
 from soundloc_training.methods.ier import IERMethod
 from soundloc_training.models.localizer import Localizer
+from soundloc_training.orchestration.ier import from_previous, iteration_config, run_ier
 from soundloc_training.pseudo_labels import (
     PseudoLabels,
     clip_embeddings,
     confident_regions,
     kmeans,
 )
-from soundloc_training.runs.ier import from_previous, iteration_config, run_ier
 
 # a hand-made previous-iteration map: a bright 2 x 2 object top-left, a faint halo, background
 HAND_MADE = torch.tensor(

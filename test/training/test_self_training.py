@@ -12,7 +12,7 @@ from soundloc_training.data import load_table
 from soundloc_training.export import export_bundle
 from soundloc_training.ingest import IngestConfig, ingest
 from soundloc_training.make_bag import dataset_clips, write_bag
-from soundloc_training.runs import run
+from soundloc_training.orchestration import run
 
 from soundloc_ros.replay.cli import main as replay_eval
 

@@ -16,7 +16,7 @@ from soundloc_training.checkpoints import load_model
 from soundloc_training.cli.evaluate import main as eval_main
 from soundloc_training.config import TrainConfig, config_document
 from soundloc_training.losses.contrastive import MultipleInstanceContrast
-from soundloc_training.runs import run
+from soundloc_training.orchestration import run
 
 
 def read_log(config):

@@ -37,9 +37,9 @@ from soundloc_training.models.pixel_heads import (
     normalized_map,
 )
 from soundloc_training.onnx_compat import tensorrt_problems
+from soundloc_training.orchestration.uspl import run_uspl
 from soundloc_training.pixel_stages import PixelInputs, refined_maps, sweep_walks
 from soundloc_training.pseudo_labels import confident_regions
-from soundloc_training.runs.uspl import run_uspl
 from soundloc_training.scoring import evaluate_heatmaps
 
 from soundloc_ros.core.backends.onnxruntime import OnnxRuntimeBackend

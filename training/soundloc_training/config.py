@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from soundloc_ros.core.atomic import atomic_write_text
 from soundloc_ros.core.features import LogMelConfig
 
 
@@ -60,7 +61,7 @@ class TrainConfig:
     select_metric: str = "auc"  # validation metric that picks best.pt (no val labels:
     # retrieval_acc, see evaluate.evaluate_label_free)
     init_checkpoint: str | None = None  # fine-tuning: start from this run's trained weights
-    # --- `ier` (methods/ier.py, runs/ier.py); ignored by other methods ---
+    # --- `ier` (methods/ier.py, orchestration/ier.py); ignored by other methods ---
     iterations: int = 2  # K: iteration 0 is the baseline objective, 1..K use pseudo-labels
     iteration_epochs: int = 5  # epochs of each iteration 1..K (iteration 0 trains `epochs`)
     fg_threshold: float = 0.6  # previous map, min-max normalized: above = confident sounding
@@ -194,6 +195,12 @@ def config_document(config: TrainConfig) -> dict[str, Any]:
     for section, names in SECTIONS.items():
         document[section] = {_file_name(name): values[name] for name in names}
     return document
+
+
+def write_config(config: TrainConfig, directory: Path) -> None:
+    """DIRECTORY/config.yaml, atomically, in the layout load_config reads."""
+    text = yaml.safe_dump(config_document(config), sort_keys=False)
+    atomic_write_text(directory / "config.yaml", text)
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:

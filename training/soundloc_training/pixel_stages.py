@@ -1,5 +1,5 @@
 """SMR and SPS, the sounding-pixel stages of `uspl` and `ier+uspl`: what their heads read,
-their training steps, and their predictions (the run itself: runs/uspl.py).
+their training steps, and their predictions (the run itself: orchestration/uspl.py).
 
 USPL (Zhang et al., EMNLP 2023), built from its abstract and AffinityNet.
 - SMR: the frozen coarse model maps every training frame with its own audio; the map,

@@ -3,7 +3,7 @@
 One process, or data-parallel under `torchrun --nproc_per_node=N -m soundloc_training.cli.train`
 (DDP over gloo on CPU): the global batch is split across processes, gradients are averaged, rank
 0 evaluates and writes. `--resume` continues exactly where a run stopped. The config's method
-picks the run (soundloc_training.runs); every stage trains through engine.Trainer.
+picks the run (soundloc_training.orchestration); every stage trains through engine.Trainer.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch.distributed as dist
 import yaml
 
 from soundloc_training.config import load_config
-from soundloc_training.runs import run
+from soundloc_training.orchestration import run
 
 
 def _parse_overrides(pairs: list[str]) -> dict[str, object]:

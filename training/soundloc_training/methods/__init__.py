@@ -15,7 +15,7 @@ METHODS = {
     "baseline+maskaug": BaselineMaskAugMethod,
     "ier": IERMethod,
 }
-# The runs that train them, and the staged methods `uspl` / `ier+uspl` built on them: runs/.
+# The runs that train them, and the staged methods uspl / ier+uspl built on them: orchestration/.
 
 
 def build_method(config: TrainConfig, model: Localizer) -> nn.Module:

@@ -2,7 +2,7 @@
 
 One iteration's training step. Iteration 0 has no pseudo-labels and trains the baseline's
 multiple-instance objective (losses/contrastive.py). Iterations 1..K get fixed pseudo-labels from
-the frozen model of the previous iteration (pseudo_labels.py; driven by runs/ier.py) and train
+the frozen model of the previous iteration (pseudo_labels.py; run by orchestration/ier.py), train
     intra_weight * intra-frame region contrast  (losses/region_contrast.py)
   + inter_weight * inter-frame cluster-aware contrast  (losses/cluster_contrast.py)
   + mil_weight * the baseline's multiple-instance term, with clips of the frame's own audio

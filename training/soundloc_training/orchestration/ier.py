@@ -1,7 +1,7 @@
 """The `ier` run: iterations 0..K of iterative contrastive learning.
 
-Iteration k is a localizer run (runs/single.py) in OUT/iter_<k>/ with its own log.jsonl, last.pt,
-best.pt, summary.json and validation contact sheet:
+Iteration k is a localizer run (orchestration/single.py) in OUT/iter_<k>/ with its own
+log.jsonl, last.pt, best.pt, summary.json and validation contact sheet:
 - iteration 0 trains `epochs` epochs of the baseline objective from scratch;
 - iteration k >= 1 trains `iteration_epochs` epochs, fine-tuned from iteration k−1's best.pt (not
   from scratch: the total compute then stays that of one baseline run, e.g. 10 + 5 + 5 against
@@ -23,21 +23,20 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from soundloc_ros.core.atomic import atomic_write_bytes, atomic_write_text
 from soundloc_training.checkpoints import load_model, read_checkpoint
-from soundloc_training.config import TrainConfig, config_document
+from soundloc_training.config import TrainConfig, write_config
 from soundloc_training.data import FrameTable, VisualInputs
 from soundloc_training.engine import barrier, is_writer
 from soundloc_training.jsonfiles import REWRITE_SUMMARY, read_json
+from soundloc_training.orchestration.single import Prepare, run_single
 from soundloc_training.pseudo_labels import compute_pseudo_labels
-from soundloc_training.runs.single import Prepare, run_single
 from soundloc_training.visualize import save_contact_sheet
 
 
@@ -90,9 +89,7 @@ def run_ier(
         )
     if is_writer():
         config.out_path.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(
-            config.out_path / "config.yaml", yaml.safe_dump(config_document(config), sort_keys=False)
-        )
+        write_config(config, config.out_path)
     budget = stop_after
     summaries = []
     for k in range(config.iterations + 1):
