@@ -69,6 +69,12 @@ def main() -> None:
         default="sensor_data",
         help="camera/microphone QoS (the node subscribes with the same)",
     )
+    parser.add_argument(
+        "--output-resolution",
+        choices=("frame", "model"),
+        default="frame",
+        help="the node's output_resolution: heatmap and mask at the frame's size or the model's",
+    )
     args = parser.parse_args()
     if not (args.bundle / "bundle.json").is_file():
         raise SystemExit(f"no bundle at {args.bundle}: run `make bundle` first")
@@ -94,7 +100,8 @@ def main() -> None:
     node_process = subprocess.Popen(
         [sys.executable, "-m", "soundloc_ros.ros.localizer_node", "--ros-args",
          "-p", f"bundle:={args.bundle}", "-p", "backend:=onnxruntime",
-         "-p", f"threads:={args.threads}", "-p", f"input_qos:={args.qos}"],
+         "-p", f"threads:={args.threads}", "-p", f"input_qos:={args.qos}",
+         "-p", f"output_resolution:={args.output_resolution}"],
         stdout=log.open("w"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     frames, audio = media()
@@ -205,11 +212,13 @@ def main() -> None:
         "onnxruntime_threads": args.threads,
         "qos": args.qos,
         "transport": args.transport,
+        "output_resolution": args.output_resolution,
     }
     for name, value in figures.items():
         if name != "node_rss_timeline_mb":
             print(f"{name:36s} {value}")
-    path = record(f"node_pipeline_{args.qos}_{args.transport}", figures)
+    suffix = "" if args.output_resolution == "frame" else f"_{args.output_resolution}_resolution"
+    path = record(f"node_pipeline_{args.qos}_{args.transport}{suffix}", figures)
     print(f"node log: {log}; recorded in {path}")
 
 

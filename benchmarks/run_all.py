@@ -1,5 +1,5 @@
 """Run every benchmark under benchmarks/, record its figures with the machine they ran on, and
-render BENCHMARKS.md from them (about 4 minutes; the node pipeline runs 65 s per transport).
+render BENCHMARKS.md from them (about 5 minutes; the node pipeline runs 65 s per variant).
 walk_latency.py is run by hand (BY_HAND); its recorded result is rendered all the same.
 
 Each run is its own process on its own DDS domain: two node-pipeline runs sharing a process and
@@ -15,7 +15,9 @@ from pathlib import Path
 HERE = Path(__file__).parent
 HELPERS = {"machine.py", "run_all.py", "flops.py", "summary.py"}
 BY_HAND = {"walk_latency.py"}  # scores a checkpoint on a whole val split: about 35 minutes
-VARIANTS = {"node_pipeline.py": [["--transport", "fastdds_default"], []]}  # argument lists
+VARIANTS = {  # argument lists
+    "node_pipeline.py": [["--transport", "fastdds_default"], [], ["--output-resolution", "model"]]
+}
 
 if __name__ == "__main__":
     runs = [

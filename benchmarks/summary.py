@@ -77,13 +77,20 @@ def _preprocessing(result: dict) -> list[str]:
     return lines
 
 
+STAGES = ("decode", "preprocess", "inference", "postprocess", "publish")
+
+
 def _node_pipeline(result: dict) -> list[str]:
     f = result["figures"]
     per_frame = f["node_per_frame_ms"]
     rss = f["node_rss_mb"]
+    resolution = f.get("output_resolution", "frame")
+    option = "" if resolution == "frame" else f" --output-resolution {resolution}"
+    stages = " / ".join(f"{per_frame.get(f'{s}_p50', float('nan')):.2f}" for s in STAGES)
     return [
-        f"### QoS `{f['qos']}`, transport `{f['transport']}` (`benchmarks/node_pipeline.py "
-        f"--qos {f['qos']} --transport {f['transport']}`)",
+        f"### QoS `{f['qos']}`, transport `{f['transport']}`, heatmap and mask at the "
+        f"{resolution}'s resolution (`benchmarks/node_pipeline.py --qos {f['qos']} "
+        f"--transport {f['transport']}{option}`)",
         "",
         f"Machine: {_machine(result)}. {f['camera']}, {f['seconds']:.0f} s after warm-up; "
         f"backend {f['backend']}.",
@@ -99,6 +106,7 @@ def _node_pipeline(result: dict) -> list[str]:
         f"| per frame: decode / processing / of which inference (p50) | "
         f"{per_frame['decode_p50']:.1f} / {per_frame['processing_p50']:.1f} / "
         f"{per_frame['inference_p50']:.1f} ms | |",
+        f"| per frame by stage (p50 ms): {' / '.join(STAGES)} | {stages} | |",
         f"| non-inference share of per-frame work | "
         f"{f['non_inference_share_of_frame_work']:.0%} | <= 15 % |",
         f"| non-inference share of the 33 ms frame period | "
@@ -164,9 +172,13 @@ def render() -> str:
         path = RESULTS / f"{name}.json"
         if path.is_file():
             parts.append("\n".join(section(json.loads(path.read_text()))) + "\n")
-    node_runs = sorted(RESULTS.glob("node_pipeline_*.json"), reverse=True)  # large_shm first
+    node_runs = list(RESULTS.glob("node_pipeline_*.json"))
     if node_runs:
-        results = [json.loads(p.read_text()) for p in node_runs]
+        results = sorted(
+            (json.loads(p.read_text()) for p in node_runs),
+            key=lambda r: (r["figures"].get("output_resolution", "frame") != "frame",
+                           r["figures"]["transport"] != "large_shm"),
+        )  # fmt: skip  # the default first
         parts.append("\n".join(_node_section(results)) + "\n")
     return "\n".join(parts)
 

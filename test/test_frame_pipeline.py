@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from soundloc_ros.core.backends import create_backend
-from soundloc_ros.core.frame_pipeline import SILENCE, CameraModel, FramePipeline
+from soundloc_ros.core.detection import bounding_box
+from soundloc_ros.core.frame_pipeline import SILENCE, CameraModel, FramePipeline, FrameResult
 from soundloc_ros.core.postprocess import peak_pixel
 from soundloc_ros.core.predictor import Predictor, output_plane
 
@@ -128,3 +129,27 @@ def test_below_the_bundles_threshold_a_frame_has_no_source_but_keeps_its_score(t
 def test_a_bundle_without_detection_has_a_source_in_every_frame_above_the_gate(pipeline):
     result = pipeline.process(np.full((48, 64, 3), 200, np.uint8), "rgb8", tone(0.003), RATE)
     assert result.score is None and result.no_source is None and pipeline.threshold == -np.inf
+
+
+def test_at_model_resolution_the_maps_are_the_grid_and_the_answers_stay_in_frame_pixels(
+    pipeline,
+):
+    rgb = np.zeros((480, 640, 3), np.uint8)
+    rgb[:240, :320] = 255
+    full = pipeline.process(rgb, "rgb8", tone(), RATE)
+    pipeline.output_resolution = "model"
+    small = pipeline.process(rgb, "rgb8", tone(), RATE)
+    grid = pipeline.predictor.bundle.heatmap.tensor.shape[2:]
+    assert small.heatmap.shape == small.mask.shape == tuple(grid)
+    assert small.peak == full.peak  # located once on the grid, placed in frame pixels
+    np.testing.assert_array_equal(small.bearing(camera()), full.bearing(camera()))
+    quadrant = np.array([[True, False], [False, False]])  # the top-left cell of a 2x2 grid
+    on_grid = FrameResult(quadrant.astype(np.float32), quadrant, None, frame_size=(480, 640))
+    in_frame = np.zeros((480, 640), bool)
+    in_frame[:240, :320] = True
+    assert on_grid.box() == bounding_box(in_frame) == (159.5, 119.5, 320.0, 240.0)
+    silent = pipeline.process(rgb, "rgb8", np.zeros(RATE, np.float32), RATE)
+    assert silent.heatmap.shape == tuple(grid) and silent.box() is None
+    pipeline.output_resolution = "native"
+    with pytest.raises(ValueError, match="output_resolution must be one of"):
+        pipeline.process(rgb, "rgb8", tone(), RATE)

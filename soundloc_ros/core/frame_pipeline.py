@@ -102,24 +102,42 @@ class CameraModel:
         return (u + 0.5) * scale_u - 0.5, (v + 0.5) * scale_v - 0.5
 
 
+OUTPUT_RESOLUTIONS = ("frame", "model")  # the size the heatmap and mask are published at
+
+
 @dataclass
 class FrameResult:
-    heatmap: np.ndarray  # [H, W] float32 in [0, 1], the frame's size
-    mask: np.ndarray  # [H, W] bool
+    heatmap: np.ndarray  # [H, W] float32 in [0, 1], the frame's size (or the model's grid)
+    mask: np.ndarray  # [H, W] bool, the heatmap's size
     grid_peak: GridPeak | None  # the strongest response on the model's grid; None: no source
     timings_ms: dict[str, float] = field(default_factory=dict)  # preprocess/inference/postprocess
     score: float | None = None  # the source score (core.detection); None: silence, or uncalibrated
     no_source: str | None = None  # why there is no source (SILENCE, BELOW_THRESHOLD), else None
+    frame_size: tuple[int, int] | None = None  # (H, W) of the camera frame; None: the heatmap's
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        return self.frame_size or self.heatmap.shape
 
     @property
     def peak(self) -> tuple[float, float] | None:
         """(u, v) frame pixels of the strongest response; None without a source."""
-        return None if self.grid_peak is None else self.grid_peak.pixel(*self.heatmap.shape)
+        return None if self.grid_peak is None else self.grid_peak.pixel(*self.frame_shape)
 
     def box(self) -> tuple[float, float, float, float] | None:
-        """The mask's bounding box (centre u, v, width, height) in frame pixels; None without a
-        source or with an empty mask."""
-        return None if self.no_source else bounding_box(self.mask)
+        """The mask's bounding box (centre u, v, width, height) in frame pixels, whatever size
+        the mask has; None without a source or with an empty mask."""
+        box = None if self.no_source else bounding_box(self.mask)
+        if box is None:
+            return None
+        u, v, width, height = box
+        scale_v, scale_u = (f / m for f, m in zip(self.frame_shape, self.mask.shape, strict=True))
+        return (
+            (u + 0.5) * scale_u - 0.5,
+            (v + 0.5) * scale_v - 0.5,
+            width * scale_u,
+            height * scale_v,
+        )
 
     def bearing(self, camera: CameraModel | None) -> np.ndarray | None:
         """Unit vector toward the peak in the camera optical frame; None without a source or K.
@@ -130,31 +148,47 @@ class FrameResult:
         """
         if self.grid_peak is None or camera is None:
             return None
-        return camera.ray(*self.grid_peak.pixel(*camera.described_size(self.heatmap.shape)))
+        return camera.ray(*self.grid_peak.pixel(*camera.described_size(self.frame_shape)))
 
 
 def no_source_result(
-    height: int, width: int, why: str, score: float | None = None, timings=None
-) -> FrameResult:
-    """The all-zero answer at the frame's size."""
-    empty = np.zeros((height, width), np.float32)
+    size: tuple[int, int], why: str, score: float | None = None, timings=None,
+    frame_size: tuple[int, int] | None = None,
+) -> FrameResult:  # fmt: skip
+    """The all-zero answer at the output size."""
+    empty = np.zeros(size, np.float32)
     return FrameResult(empty, empty.astype(bool), grid_peak=None, timings_ms=timings or {},
-                       score=score, no_source=why)  # fmt: skip
+                       score=score, no_source=why, frame_size=frame_size)  # fmt: skip
 
 
 class FramePipeline:
     """The no-source rules around a Predictor, one frame at a time (not thread-safe).
 
     `source_threshold`: None uses the bundle's calibrated threshold (every frame has a source
-    when the bundle has none); a number overrides it."""
+    when the bundle has none); a number overrides it. `output_resolution`: the heatmap and mask
+    at the frame's size ("frame"), or on the model's grid ("model": 56x56 for the default
+    bundle instead of 640x480, a 100th of the bytes to publish); the peak, bearing and box are in
+    frame pixels either way."""
 
     def __init__(
         self, predictor: Predictor, silence_threshold_db: float = DEFAULT_SILENCE_DB,
-        source_threshold: float | None = None,
+        source_threshold: float | None = None, output_resolution: str = "frame",
     ) -> None:  # fmt: skip
         self.predictor = predictor
         self.silence_threshold_db = silence_threshold_db
         self.source_threshold = source_threshold
+        self.output_resolution = output_resolution
+
+    def output_size(self, frame_size: tuple[int, int]) -> tuple[int, int]:
+        """(H, W) of the published maps for a frame of `frame_size`."""
+        if self.output_resolution not in OUTPUT_RESOLUTIONS:
+            raise ValueError(
+                f"output_resolution must be one of {OUTPUT_RESOLUTIONS}; got "
+                f"{self.output_resolution!r}"
+            )
+        if self.output_resolution == "model":
+            return tuple(self.predictor.bundle.heatmap.tensor.shape[2:])  # [1, 1, h, w] -> (h, w)
+        return frame_size
 
     @property
     def threshold(self) -> float:
@@ -172,12 +206,16 @@ class FramePipeline:
         sample_rate: int,
     ) -> FrameResult:
         """frame: decoded image [H, W(, C)] in `encoding`; samples: mono float audio window."""
-        height, width = frame.shape[:2]
+        frame_size = frame.shape[:2]
+        size = self.output_size(frame_size)
         if is_silent(samples, self.silence_threshold_db):
-            return no_source_result(height, width, SILENCE)
+            return no_source_result(size, SILENCE, frame_size=frame_size)
         inference = self.predictor.infer(frame, encoding, samples, sample_rate)
         score = inference.score
         if score is not None and not is_source(score, self.threshold):
-            return no_source_result(height, width, BELOW_THRESHOLD, score, inference.timings_ms)
-        found = self.predictor.postprocess(inference)
-        return FrameResult(found.heatmap, found.mask, found.peak, found.timings_ms, score)
+            return no_source_result(
+                size, BELOW_THRESHOLD, score, inference.timings_ms, frame_size=frame_size
+            )
+        found = self.predictor.postprocess(inference, size)
+        return FrameResult(found.heatmap, found.mask, found.peak, found.timings_ms, score,
+                           frame_size=frame_size)  # fmt: skip

@@ -111,10 +111,11 @@ class Predictor:
         height, width = frame.shape[:2]
         return Inference(raw, self.score(raw), height, width, timings, ended)
 
-    def postprocess(self, inference: Inference) -> Prediction:
-        """Raw outputs -> the frame-size heatmap and mask and the peak; its time includes the
-        score's (everything after the graph returned)."""
-        bundle, height, width = self.bundle, inference.height, inference.width
+    def postprocess(self, inference: Inference, size: tuple[int, int] | None = None) -> Prediction:
+        """Raw outputs -> the heatmap and mask at `size` (default: the frame's) and the peak;
+        its time includes the score's (everything after the graph returned)."""
+        bundle = self.bundle
+        height, width = size or (inference.height, inference.width)
         scores = output_plane(inference.raw[bundle.heatmap.tensor.name], bundle.heatmap)  # [h, w]
         heatmap = resize_bilinear(as_probability(scores, bundle.heatmap), height, width)  # [H, W]
         if bundle.mask is None:

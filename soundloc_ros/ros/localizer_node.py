@@ -270,6 +270,8 @@ class LocalizerNode(Node):
                 self.pipeline.silence_threshold_db = parameter.value
             elif parameter.name == "source_threshold" and self.pipeline is not None:
                 self.pipeline.source_threshold = source_threshold(parameter.value)
+            elif parameter.name == "output_resolution" and self.pipeline is not None:
+                self.pipeline.output_resolution = parameter.value
         return SetParametersResult(successful=True)
 
     # --- model ---
@@ -299,6 +301,7 @@ class LocalizerNode(Node):
             self.predictor,
             self.param("silence_threshold_db"),
             source_threshold(self.param("source_threshold")),
+            self.param("output_resolution"),
         )
         self.model_error = ""
         self.get_logger().info(f"loaded {path} on {backend.description}")

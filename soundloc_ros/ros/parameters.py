@@ -14,6 +14,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rcl_interfaces.msg import ParameterType as Type
 
 from soundloc_ros.core.backends import BACKENDS, DEFAULT_ENGINE_CACHE
+from soundloc_ros.core.frame_pipeline import OUTPUT_RESOLUTIONS
 from soundloc_ros.core.pairing import LATE_POLICIES
 from soundloc_ros.core.pcm import MAX_CHANNELS, MAX_SAMPLE_RATE
 
@@ -97,6 +98,13 @@ SPECS: dict[str, Spec] = {
         f"{BUNDLE_THRESHOLD:g}: the bundle's calibrated threshold",
         low=BUNDLE_THRESHOLD,
         high=1.0,
+    ),
+    "output_resolution": Spec(
+        "frame",
+        "size of ~/heatmap and ~/mask: frame (the camera frame's) or model (the model's grid, "
+        "56x56 for the default bundle: a 100th of the bytes); peak, bearing and detections are "
+        "in frame pixels either way",
+        choices=OUTPUT_RESOLUTIONS,
     ),
     "mask_threshold": Spec(
         0.5, "heatmap value above which a pixel is sounding", low=0.01, high=0.99

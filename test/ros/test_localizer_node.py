@@ -302,6 +302,23 @@ def test_parameters_change_at_run_time_and_bad_values_are_refused(system, clips)
     assert localizer.get_parameter("backend").value == "onnxruntime"
 
 
+def test_at_model_resolution_the_maps_come_on_the_models_grid(system, clips):
+    localizer, rig, executor, _ = system
+    assert localizer.set_parameters([Parameter("output_resolution", value="model")])[0].successful
+    try:
+        rig.outputs["heatmap"].clear()
+        rig.outputs["mask"].clear()
+        play(system, clips[2:3], start_s=T0 + 3000.0)
+        assert spin_until(executor, lambda: len(rig.outputs["mask"]) >= 3)
+        grid = localizer.predictor.bundle.heatmap.tensor.shape[2:]
+        for topic in ("heatmap", "mask"):
+            assert {(m.height, m.width) for m in rig.outputs[topic]} == {tuple(grid)}
+        refused = localizer.set_parameters([Parameter("output_resolution", value="native")])[0]
+        assert not refused.successful and "one of frame, model" in refused.reason
+    finally:
+        localizer.set_parameters([Parameter("output_resolution", value="frame")])
+
+
 def test_a_missing_bundle_keeps_the_node_up_and_says_what_to_do(ros_context, tmp_path):
     node = LocalizerNode(
         context=ros_context, parameter_overrides=[Parameter("bundle", value=str(tmp_path / "x"))]
