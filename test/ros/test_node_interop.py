@@ -159,10 +159,10 @@ def test_with_sim_time_and_no_clock_the_bundle_retry_and_diagnostics_go_on(
     diagnostics = []
     rig.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
     try:
-        assert node.localizer is None
+        assert node.predictor is None
         assert spin_until([node, rig], lambda: diagnostics, 5.0)  # /diagnostics without /clock
         shutil.copytree(tiny_bundle.directory, later)
-        assert spin_until([node, rig], lambda: node.localizer is not None, 12.0)
+        assert spin_until([node, rig], lambda: node.predictor is not None, 12.0)
         assert node.get_clock().now().nanoseconds == 0  # still no /clock
     finally:
         node.destroy_node()
