@@ -221,7 +221,7 @@ def test_two_iterations_on_synthav_end_to_end(fast_config, capsys):
         config.data, "train", config.image_size, config.audio_frontend, config.limit_train
     )
     from_previous(previous, iteration_config(config, 1))(
-        fresh, table, VisualInputs(fresh.model, table, config)
+        fresh, table, VisualInputs(fresh.model, table, config.image_size, config.cache_dir)
     )
     start = torch.load(previous, weights_only=False)["model"]
     for key, value in start.items():

@@ -30,6 +30,16 @@ from soundloc_ros.core.atomic import atomic_write_text
 from soundloc_ros.core.features import LogMelConfig
 
 
+@dataclass(frozen=True)
+class AudioAugmentation:
+    """What the data layer needs to augment a batch's audio (section `data`)."""
+
+    jitter_s: float  # the window may end up to this much before the frame
+    gain_db: float  # level augmentation range
+    mask_bands: int  # SpecAugment: widest masked mel band span
+    mask_frames: int  # SpecAugment: widest masked time span (10 ms frames)
+
+
 @dataclass
 class TrainConfig:
     """Everything a run depends on; stored in every checkpoint."""
@@ -105,6 +115,11 @@ class TrainConfig:
     @property
     def audio_frontend(self) -> LogMelConfig:
         return LogMelConfig.from_dict(self.frontend)
+
+    @property
+    def audio_augmentation(self) -> AudioAugmentation:
+        return AudioAugmentation(self.audio_jitter_s, self.audio_gain_db, self.spec_mask_bands,
+                                 self.spec_mask_frames)  # fmt: skip
 
     @property
     def out_path(self) -> Path:

@@ -27,7 +27,7 @@ from soundloc_ros.core.features import LogMelConfig, compute_features, resample
 from soundloc_ros.core.ground_truth import boxes_to_map, mask_to_map
 from soundloc_ros.core.maps import mirror
 from soundloc_ros.core.preprocess import normalize_images, resize_rgb
-from soundloc_training.config import TrainConfig
+from soundloc_training.config import AudioAugmentation
 from soundloc_training.datasets.public import load_records
 from soundloc_training.datasets.records import FrameRecord
 
@@ -191,15 +191,16 @@ def backbone_features(
 
 
 class VisualInputs:
-    """What the model's visual side reads per frame: cached frozen-backbone features or images."""
+    """What the model's visual side reads per frame: cached frozen-backbone features (kept in
+    `cache_dir`) or images."""
 
-    def __init__(self, model: torch.nn.Module, table: FrameTable, config: TrainConfig) -> None:
+    def __init__(
+        self, model: torch.nn.Module, table: FrameTable, image_size: int, cache_dir: str | Path
+    ) -> None:
         self.precomputed = model.backbone_frozen
         self.table = table
         if self.precomputed:
-            self.array = backbone_features(
-                model.backbone, table, config.image_size, Path(config.cache_dir)
-            )
+            self.array = backbone_features(model.backbone, table, image_size, Path(cache_dir))
         else:
             self.array = table.images
             self.mean, self.std = model.backbone.mean, model.backbone.std
@@ -217,17 +218,18 @@ class VisualInputs:
 def audio_batch(
     table: FrameTable,
     indices: np.ndarray,
-    config: TrainConfig,
+    frontend: LogMelConfig,
+    augmentation: AudioAugmentation | None = None,
     rng: np.random.Generator | None = None,
 ) -> torch.Tensor:
-    """Log-mel [B, 1, n_mels, n_frames] of the frames' windows; with `rng`, augmented: the window
-    ends up to `audio_jitter_s` early, the level changes by up to ±`audio_gain_db`, and
-    SpecAugment masks hide up to 2 bands and 2 time spans (no clip-specific detail is reliable)."""
-    frontend = config.audio_frontend
-    if rng is None:
+    """Log-mel [B, 1, n_mels, n_frames] of the frames' windows; with an `augmentation` and its
+    `rng`, augmented: the window ends up to `jitter_s` early, the level changes by up to
+    ±`gain_db`, and SpecAugment masks hide up to 2 bands and 2 time spans (no clip-specific
+    detail is reliable)."""
+    if augmentation is None or rng is None:
         return torch.from_numpy(np.stack([table.features(i, frontend) for i in indices]))
-    shifts = -rng.uniform(0, config.audio_jitter_s, len(indices))
-    gains = 10 ** (rng.uniform(-config.audio_gain_db, config.audio_gain_db, len(indices)) / 20)
+    shifts = -rng.uniform(0, augmentation.jitter_s, len(indices))
+    gains = 10 ** (rng.uniform(-augmentation.gain_db, augmentation.gain_db, len(indices)) / 20)
     batch = np.stack(
         [table.features(i, frontend, s, g) for i, s, g in zip(indices, shifts, gains, strict=True)]
     )  # [B, 1, n_mels, n_frames]
@@ -235,10 +237,10 @@ def audio_batch(
     fill = float(batch.mean())
     for row in batch:
         for _ in range(2):
-            width = rng.integers(0, config.spec_mask_bands + 1)
+            width = rng.integers(0, augmentation.mask_bands + 1)
             start = rng.integers(0, n_mels - width + 1)
             row[:, start : start + width, :] = fill
-            width = rng.integers(0, config.spec_mask_frames + 1)
+            width = rng.integers(0, augmentation.mask_frames + 1)
             start = rng.integers(0, n_frames - width + 1)
             row[:, :, start : start + width] = fill
     return torch.from_numpy(batch)

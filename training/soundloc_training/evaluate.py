@@ -78,7 +78,12 @@ def evaluate(
         table = load_table(data, split, config.image_size, config.audio_frontend)
         checkpoint_kind, model, head, config = load_any(state)
         if checkpoint_kind == "localizer":
-            heatmaps = predict_heatmaps(model, VisualInputs(model, table, config), table, config)
+            heatmaps = predict_heatmaps(
+                model,
+                VisualInputs(model, table, config.image_size, config.cache_dir),
+                table,
+                config,
+            )
             method = config.method
         else:  # an SMR or SPS checkpoint (pixel_stages.py)
             heatmaps, probabilities = predict_stage(checkpoint_kind, model, head, config, table)

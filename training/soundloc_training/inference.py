@@ -32,7 +32,11 @@ def embedded_batches(
         if not visual.precomputed:
             features = model.backbone(features)
         embedded = model.embed_visual(features)  # [B, D, h, w]
-        yield indices, embedded, model.embed_audio(audio_batch(table, indices, config))
+        yield (
+            indices,
+            embedded,
+            model.embed_audio(audio_batch(table, indices, config.audio_frontend)),
+        )
 
 
 def predict_heatmaps(

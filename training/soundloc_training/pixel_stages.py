@@ -60,7 +60,7 @@ class PixelInputs:
 
     def __init__(self, localizer: Localizer, table: FrameTable, config: TrainConfig) -> None:
         self.table = table
-        self.visual = VisualInputs(localizer, table, config)
+        self.visual = VisualInputs(localizer, table, config.image_size, config.cache_dir)
         self.coarse = torch.from_numpy(predict_heatmaps(localizer, self.visual, table, config))
         self.localizer, self.backbone = localizer, localizer.backbone
         self.mean, self.std = self.backbone.mean, self.backbone.std

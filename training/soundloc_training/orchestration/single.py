@@ -51,19 +51,21 @@ class LocalizerStep(nn.Module):
         self, method: nn.Module, visual: VisualInputs, table: FrameTable, config: TrainConfig
     ) -> None:
         super().__init__()
-        self.method, self.visual, self.table, self.config = method, visual, table, config
+        self.method, self.visual, self.table = method, visual, table
+        self.seed, self.flip_prob = config.seed, config.flip_prob
+        self.frontend, self.augmentation = config.audio_frontend, config.audio_augmentation
         self.rng = np.random.default_rng()
 
     def begin_epoch(self, epoch: int, rank: int) -> None:
-        self.rng = np.random.default_rng([self.config.seed, epoch, rank, 1])
+        self.rng = np.random.default_rng([self.seed, epoch, rank, 1])
         torch.manual_seed(int(self.rng.integers(2**62)))  # dropout etc.
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         indices = batch.indices
-        flip = self.rng.random(len(indices)) < self.config.flip_prob
+        flip = self.rng.random(len(indices)) < self.flip_prob
         return self.method(
             self.visual.batch(indices, flip),
-            audio_batch(self.table, indices, self.config, self.rng),
+            audio_batch(self.table, indices, self.frontend, self.augmentation, self.rng),
             torch.from_numpy(self.table.clip_ids[indices]),
             not self.visual.precomputed,
             torch.from_numpy(indices),
@@ -110,11 +112,11 @@ def run_single(
     train_table = load_table(config.data, "train", size, frontend, config.limit_train)
     val_table = load_table(config.data, "val", size, frontend, config.limit_eval)
     if rank == 0:  # rank 0 fills the feature cache; the others then read it
-        train_visual = VisualInputs(model, train_table, config)
+        train_visual = VisualInputs(model, train_table, size, config.cache_dir)
     barrier()
     if rank != 0:
-        train_visual = VisualInputs(model, train_table, config)
-    val_visual = VisualInputs(model, val_table, config) if rank == 0 else None
+        train_visual = VisualInputs(model, train_table, size, config.cache_dir)
+    val_visual = VisualInputs(model, val_table, size, config.cache_dir) if rank == 0 else None
     if val_table.gt_maps is None and config.select_metric != "retrieval_acc":
         raise ValueError(
             f"the val split of {config.data} has no ground truth to compute "
