@@ -33,7 +33,10 @@ def test_a_frame_gives_frame_size_outputs_a_peak_on_the_bright_cell_and_a_bearin
     rgb[:240, :320] = 255  # tiny graph: the map is the pooled brightness -> top-left cell
     result = pipeline.process(rgb, "rgb8", tone(), RATE)
     assert result.heatmap.shape == result.mask.shape == (480, 640)
-    assert result.heatmap.dtype == np.float32 and 0 <= result.heatmap.min() <= 1
+    assert result.heatmap.dtype == np.float32
+    heat = result.heatmap  # brightest at the bright corner, darkest at the opposite one
+    assert heat[0, 0] == heat.max() > heat.min() >= 0
+    assert heat[-1, -1] == pytest.approx(heat.min(), rel=1e-6)
     np.testing.assert_array_equal(result.mask, result.heatmap >= 0.5)
     u, v = result.peak
     assert u < 320 and v < 240

@@ -153,15 +153,19 @@ def test_eval_scores_predictions_on_a_hand_written_avsbench_dataset(tmp_path, ca
 
 
 def test_checkpoint_rebuilds_the_model_and_evaluates(fast_config, capsys):
+    """soundloc-eval on val reproduces the figures training selected best.pt by."""
     config = replace(fast_config, epochs=1)
-    run(config)
+    best = run(config)["best"]
     model, loaded = load_model(Path(config.out_dir) / "best.pt")
     assert loaded == config and not model.training
-    code = eval_main(["--data", config.data, "--split", "test", "--checkpoint",
+    capsys.readouterr()
+    code = eval_main(["--data", config.data, "--split", "val", "--checkpoint",
                       str(Path(config.out_dir) / "best.pt"), "--json"])  # fmt: skip
     assert code == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["method"] == "baseline" and 0 <= result["metrics"]["ciou"] <= 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["method"] == "baseline" and result["split"] == "val"
+    for name in ("ciou", "auc"):
+        assert result["metrics"][name] == pytest.approx(best[name], abs=1e-4), (name, best)
 
 
 def test_the_smoke_scale_synthav_run_localizes_better_than_the_centre_prior(tmp_path_factory):
